@@ -1,0 +1,190 @@
+"""Single source of truth for the round folder: files, columns, types, codes.
+
+Every other module takes column names, enums and reason codes from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+# --- Domain enums -----------------------------------------------------------
+
+REGIONS: tuple[str, ...] = (
+    "Seoul", "Busan", "Daegu", "Incheon", "Gwangju", "Daejeon", "Ulsan", "Sejong",
+    "Gyeonggi", "Gangwon", "Chungbuk", "Chungnam", "Jeonbuk", "Jeonnam",
+    "Gyeongbuk", "Gyeongnam", "Jeju",
+)
+CAPITAL_REGIONS: tuple[str, ...] = ("Seoul", "Gyeonggi", "Incheon")
+COMPANY_SIZES: tuple[str, ...] = ("micro", "small", "medium")
+
+STATUS_AWARDED = "awarded"
+STATUS_WAITLISTED = "waitlisted"
+STATUS_NOT_SELECTED = "not_selected"
+STATUS_INELIGIBLE = "ineligible"
+STATUSES: tuple[str, ...] = (
+    STATUS_AWARDED, STATUS_WAITLISTED, STATUS_NOT_SELECTED, STATUS_INELIGIBLE,
+)
+
+# --- Input tables -------------------------------------------------------------
+
+# Column kinds understood by intake: how a raw string cell is parsed and checked.
+ID = "id"            # non-empty trimmed string
+TEXT = "text"        # non-empty string
+INT = "int"          # integer (bounds per column)
+NUMBER = "number"    # float
+DATE = "date"        # ISO date YYYY-MM-DD (Excel datetimes at midnight accepted)
+ENUM = "enum"        # one of a fixed set
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    kind: str
+    min_value: float | None = None   # INT / NUMBER: inclusive lower bound
+    max_value: float | None = None   # INT / NUMBER: inclusive upper bound
+    choices: tuple[str, ...] = ()    # ENUM
+    min_length: int = 1              # ID / TEXT
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    stem: str                        # file name without extension
+    columns: tuple[ColumnSpec, ...]
+    key: tuple[str, ...]             # must be unique per row
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> ColumnSpec:
+        return next(c for c in self.columns if c.name == name)
+
+
+APPLICATIONS = TableSpec(
+    stem="applications",
+    columns=(
+        ColumnSpec("application_id", ID),
+        ColumnSpec("business_no", ID),          # checked by identifiers.is_valid_business_no
+        ColumnSpec("company_name", TEXT),
+        ColumnSpec("company_size", ENUM, choices=COMPANY_SIZES),
+        ColumnSpec("region", ENUM, choices=REGIONS),
+        ColumnSpec("founded_on", DATE),
+        ColumnSpec("prior_awards", INT, min_value=0),
+        ColumnSpec("project_title", TEXT),
+        ColumnSpec("receipt_code", TEXT, min_length=8),
+    ),
+    key=("application_id",),
+)
+REQUESTS = TableSpec(
+    stem="requests",
+    columns=(
+        ColumnSpec("application_id", ID),
+        ColumnSpec("gpu_type", ID),
+        ColumnSpec("gpu_hours", INT, min_value=1),
+    ),
+    key=("application_id", "gpu_type"),
+)
+REVIEWS = TableSpec(
+    stem="reviews",
+    columns=(
+        ColumnSpec("application_id", ID),
+        ColumnSpec("reviewer_id", ID),
+        ColumnSpec("criterion", ID),
+        ColumnSpec("score", NUMBER, min_value=0, max_value=100),
+    ),
+    key=("application_id", "reviewer_id", "criterion"),
+)
+CAPACITY = TableSpec(
+    stem="capacity",
+    columns=(
+        ColumnSpec("gpu_type", ID),
+        ColumnSpec("gpu_hours", INT, min_value=0),
+        ColumnSpec("krw_per_gpu_hour", INT, min_value=1),
+    ),
+    key=("gpu_type",),
+)
+TABLES: tuple[TableSpec, ...] = (APPLICATIONS, REQUESTS, REVIEWS, CAPACITY)
+TABLE_EXTENSIONS: tuple[str, ...] = (".csv", ".xlsx", ".parquet")
+CONFIG_FILE = "round.toml"
+
+# Typed dtypes after intake (columns that failed to parse are null).
+POLARS_TYPES: dict[str, pl.DataType] = {
+    ID: pl.String(), TEXT: pl.String(), ENUM: pl.String(),
+    INT: pl.Int64(), NUMBER: pl.Float64(), DATE: pl.Date(),
+}
+
+# Columns intake adds to every table: the row as the officer sees it in the file
+# (header = row 1, first data row = row 2; the same in Excel).
+SOURCE_ROW = "source_row"
+# Columns intake adds to applications.
+ELIGIBLE = "eligible"
+REASON = "reason"                  # primary reason code (first in priority order)
+REASON_DETAIL = "reason_detail"    # human sentence(s), English
+# Never leaves the officer's side (outcomes, public files): the applicant's secret.
+SECRET_COLUMNS: tuple[str, ...] = ("receipt_code",)
+
+# --- Reason codes -------------------------------------------------------------
+
+# Ineligibility (intake). Order = priority when several apply.
+INELIGIBLE_REASONS: dict[str, str] = {
+    "missing_application_id": "the application has no application_id",
+    "duplicate_application_id": "the application_id appears on more than one row",
+    "invalid_field": "a required field is missing or malformed",
+    "invalid_business_no": "the business registration number fails the checksum",
+    "no_request": "the application requests no GPU-hours",
+    "invalid_request": "a GPU request row of this application is invalid",
+    "missing_reviews": "the panel reviews for this application are incomplete",
+    "invalid_review": "a review row of this application is invalid",
+}
+# Outcomes of eligible applications (allocation / explanation).
+OUTCOME_REASONS: dict[str, str] = {
+    "funded": "funded at the full requested amount",
+    "funded_partially": "funded at a reduced level",
+    "below_min_score": "the score is below the round's minimum score",
+    "budget_exhausted": "the programme budget is used up",
+    "capacity_exhausted": "GPU capacity of a requested type is used up",   # as capacity_<GPU>_exhausted
+    "company_cap": "the per-company award cap is reached",
+    "quota": "funding it would break a minimum-share quota",
+    "not_optimal": "other applications give more merit for the same resources",
+}
+
+
+def capacity_reason(gpu_type: str) -> str:
+    return f"capacity_{gpu_type}_exhausted"
+
+
+# --- Output tables ------------------------------------------------------------
+
+OUTCOMES_SCHEMA: dict[str, pl.DataType] = {
+    "application_id": pl.String(),
+    "source_row": pl.Int64(),
+    "company_name": pl.String(),
+    "business_no": pl.String(),
+    "region": pl.String(),
+    "status": pl.String(),
+    "score": pl.Float64(),
+    "rank": pl.Int64(),
+    "waitlist_rank": pl.Int64(),
+    "award_fraction": pl.Float64(),
+    "cost_krw": pl.Int64(),
+    "awarded_krw": pl.Int64(),
+    "copay_krw": pl.Int64(),
+    "reason": pl.String(),
+    "score_needed": pl.Float64(),
+    "reason_detail": pl.String(),
+}
+AWARDS_SCHEMA: dict[str, pl.DataType] = {
+    "application_id": pl.String(),
+    "gpu_type": pl.String(),
+    "gpu_hours": pl.Int64(),
+    "krw": pl.Int64(),
+}
+SCORES_SCHEMA: dict[str, pl.DataType] = {
+    "application_id": pl.String(),
+    "raw_score": pl.Float64(),        # weighted mean of raw panel scores
+    "calibrated_score": pl.Float64(), # weighted mean of reviewer-calibrated scores
+    "bonus": pl.Float64(),
+    "score": pl.Float64(),            # calibrated + bonus, rounded to 2 decimals
+}
