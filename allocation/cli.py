@@ -1,0 +1,150 @@
+"""`voucher` command line: validate, allocate, generate.
+
+Exit codes: 0 done; 1 `validate --strict` found problems; 2 the round cannot run
+(the message says why); 3 internal error (re-run with --debug for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from allocation import intake, pipeline, synthetic
+from allocation.config import load_config
+from allocation.errors import RoundError
+
+# markup=False: file contents and messages may contain [brackets] that are not styling.
+console = Console(highlight=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False)
+SHOW_ISSUES = 40
+
+
+def _krw(x: int | None) -> str:
+    return "-" if x is None else f"₩{x:,}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def print_issues(issues: pl.DataFrame) -> None:
+    if issues.is_empty():
+        console.print("No problems found in the input files.", style="green")
+        return
+    table = Table(title=f"{issues.height} problem(s) in the input files", title_justify="left")
+    for col in ("file", "row", "column", "code", "message"):
+        table.add_column(col, overflow="fold")
+    for row in issues.head(SHOW_ISSUES).iter_rows(named=True):
+        table.add_row(row["file"], "" if row["row"] is None else str(row["row"]),
+                      row["column"] or "", row["code"], row["message"])
+    console.print(table)
+    if issues.height > SHOW_ISSUES:
+        console.print(f"... and {issues.height - SHOW_ISSUES} more (all in issues.csv)")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = load_config(args.round_dir)
+    validated = intake.read_round(args.round_dir, config)
+    print_issues(validated.issues)
+    apps = validated.applications
+    eligible = int(apps["eligible"].sum())
+    console.print(f"Round {config.round.id}: {apps.height} applications, {eligible} eligible, "
+                  f"{apps.height - eligible} ineligible (kept, with a reason).")
+    if args.out:
+        intake.save_validated(validated, args.out)
+        console.print(f"Validated tables and issues.csv written to {args.out}")
+    return 1 if args.strict and not validated.issues.is_empty() else 0
+
+
+def print_summary(report: dict, out_dir: Path) -> None:
+    s = report["summary"]
+    console.rule(f"Round {report['round_id']}")
+    statuses = ", ".join(f"{k} {v}" for k, v in s["by_status"].items())
+    console.print(f"Applications: {s['applications']} ({statuses})")
+    console.print(f"Funded: {s['funded']}   budget used: {_krw(s['awarded_krw'])} of "
+                  f"{_krw(s['budget_krw'])} ({_pct(s['budget_used_share'])})   "
+                  f"co-payments: {_krw(s['copay_krw'])}   score cut-off: {s['score_cutoff']}")
+    table = Table(title="GPU-hours", title_justify="left")
+    for col in ("GPU", "awarded", "capacity", "utilisation"):
+        table.add_column(col, justify="right")
+    for gpu, cap in s["gpu_hours_capacity"].items():
+        table.add_row(gpu, f"{s['gpu_hours_awarded'].get(gpu, 0):,}", f"{cap:,}",
+                      _pct(s["gpu_utilisation"][gpu]))
+    console.print(table)
+    for q in report["limits"]["quotas"]:
+        cost = q["objective_cost"]
+        console.print(f"Quota {q['quota']}: share {_pct(q['share'])} (min {_pct(q['min_share'])})"
+                      f"{' binding' if q['binding'] else ''}; costs {_pct(q['objective_cost_share'])} "
+                      f"of the objective" + ("" if cost is not None else " (not computed)"))
+    binding = [r["limit"] for r in report["limits"]["rows"] if r["binding"]]
+    console.print(f"Binding limits: {', '.join(binding) or 'none'}; companies at cap: "
+                  f"{report['limits']['company_caps']['companies_blocked']}")
+    proof = "proven optimal" if report["status"] == "optimal" else report["status"]
+    console.print(f"Solver: {report['solver']['name']} — {proof}, gap {report['gap']:.2e}")
+    for warning in report["warnings"]:
+        console.print(f"Warning: {warning}", style="bold yellow")
+    console.print(f"Results: {out_dir / 'outcomes.csv'}, {out_dir / 'awards.csv'}, "
+                  f"{out_dir / 'solution.json'}")
+
+
+def cmd_allocate(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    with console.status("starting") as status:
+        def on_stage(name: str) -> None:
+            status.update(f"{name} …")
+            console.log(f"{name}")
+        report = pipeline.run_round(args.round_dir, args.out, budget_krw=args.budget_krw,
+                                    time_limit_s=args.time_limit, on_stage=on_stage)
+    print_summary(report, args.out)
+    console.print(f"Done in {time.perf_counter() - started:.1f} s.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voucher", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check a round folder and list every bad row")
+    p.add_argument("round_dir", type=Path)
+    p.add_argument("--out", type=Path, help="also write validated tables and issues.csv here")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any problem is found")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("allocate", help="validate, score and allocate a round")
+    p.add_argument("round_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--budget-krw", type=int, help="override [round] budget_krw")
+    p.add_argument("--time-limit", type=float, help="override [solver] time_limit_s")
+    p.set_defaults(func=cmd_allocate)
+
+    # handled by synthetic.main (see main below); listed here for --help
+    sub.add_parser("generate", help="write a synthetic round folder (tests, benchmarks); "
+                   "voucher generate --help for options", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["generate"]:
+        return synthetic.main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RoundError as exc:
+        err.print(f"error: {exc}", style="bold red", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+        if args.debug:
+            raise
+        err.print(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for details)",
+                  style="bold red")
+        return 3

@@ -1,0 +1,137 @@
+"""One outcome per input application, with a reason; the award lines per GPU type."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from allocation import schema
+from allocation.config import RoundConfig
+from allocation.explaining import ItemExplanation
+from allocation.identifiers import mask_business_no
+from allocation.modeling import ModelData
+
+
+def _krw(x: int) -> str:
+    return f"₩{x:,}"
+
+
+def _blocker_sentence(code: str, quotas: list[str], business_no: str, config: RoundConfig) -> str:
+    if code == "budget_exhausted":
+        return "the programme budget is used up"
+    if code.startswith("capacity_"):
+        return f"{code.removeprefix('capacity_').removesuffix('_exhausted')} GPU-hours are used up"
+    if code == "company_cap":
+        return (f"company {mask_business_no(business_no)} would exceed the "
+                f"{_krw(config.award.max_krw_per_company)} per-company cap")
+    if code == "quota":
+        shares = {q.name: q.min_share for q in config.quotas}
+        return "; ".join(f"the '{name}' quota would fall below {shares[name]:.0%} of the awarded budget"
+                         for name in quotas)
+    if code == "not_optimal":
+        return "the solver stopped before proving optimality"
+    return schema.OUTCOME_REASONS.get(code, code)
+
+
+def item_outcomes(model: ModelData, choice: np.ndarray, explanation: ItemExplanation,
+                  config: RoundConfig) -> pl.DataFrame:
+    """Status, money and reason for every selectable application (model items)."""
+    n = model.problem.n_items
+    items = np.arange(n)
+    funded = choice >= 0
+    opt = np.maximum(choice, 0)
+    top = explanation.next_option < 0
+    pick = lambda a: np.where(funded, a[items, opt], 0).astype(np.int64)  # noqa: E731
+    fraction = np.where(funded, np.array(model.levels + (0.0,))[np.where(funded, choice, -1)], 0.0)
+
+    # Waitlist: best not-fully-funded applications by score, then id.
+    not_full = ~(funded & top)
+    order = np.lexsort((model.application_ids, -model.scores))
+    waitlist_rank = np.zeros(n, dtype=np.int64)
+    candidates = order[not_full[order]][: config.award.waitlist_size]
+    waitlist_rank[candidates] = np.arange(1, len(candidates) + 1)
+
+    statuses, reasons, details = [], [], []
+    for i in range(n):
+        codes = explanation.blockers[i]
+        why = "; ".join(_blocker_sentence(c, explanation.quota_blockers[i], model.business_nos[i], config)
+                        for c in codes)
+        needed = explanation.score_needed[i]
+        hint = (f"; a score of about {needed:.2f} would have been needed at the current "
+                f"clearing prices" if not np.isnan(needed) else "")
+        if funded[i] and top[i]:
+            statuses.append(schema.STATUS_AWARDED)
+            reasons.append("funded")
+            details.append(f"funded at {fraction[i]:.0%} of the request (score {model.scores[i]:.2f})")
+        elif funded[i]:
+            statuses.append(schema.STATUS_AWARDED)
+            reasons.append("funded_partially")
+            details.append(f"funded at {fraction[i]:.0%} of the request; a larger share is not possible "
+                           f"because {why}")
+        else:
+            statuses.append(schema.STATUS_WAITLISTED if waitlist_rank[i] else schema.STATUS_NOT_SELECTED)
+            reasons.append(codes[0] if codes else "not_optimal")
+            details.append(f"not funded (score {model.scores[i]:.2f}) because {why}{hint}")
+    return pl.DataFrame({
+        "application_id": model.application_ids.astype(str),
+        "status": statuses,
+        "award_fraction": fraction.astype(float),
+        "cost_krw": pick(model.cost),
+        "awarded_krw": pick(model.awarded),
+        "copay_krw": pick(model.copay),
+        "reason": reasons,
+        "score_needed": explanation.score_needed.astype(float),
+        "reason_detail": details,
+        "waitlist_rank": np.where(waitlist_rank > 0, waitlist_rank, None) if n else [],
+    }, schema_overrides={"waitlist_rank": pl.Int64})
+
+
+def build_outcomes(applications: pl.DataFrame, scores: pl.DataFrame, items: pl.DataFrame,
+                   config: RoundConfig) -> pl.DataFrame:
+    """Every input row exactly once, in input order (OUTCOMES_SCHEMA)."""
+    ranked = scores.select("application_id", "score").with_columns(
+        rank=pl.struct(pl.col("score").neg(), "application_id").rank("ordinal").cast(pl.Int64))
+    eligible = pl.col(schema.ELIGIBLE)
+    in_model = pl.col("status").is_not_null()
+    min_score = config.award.min_score
+    merged = (
+        applications.join(ranked, on="application_id", how="left", nulls_equal=False)
+        .join(items, on="application_id", how="left", nulls_equal=False)
+        .with_columns(
+            score=pl.when(eligible).then(pl.col("score")),
+            rank=pl.when(eligible).then(pl.col("rank")),
+        )
+        .with_columns(
+            status=pl.when(~eligible).then(pl.lit(schema.STATUS_INELIGIBLE))
+            .when(in_model).then(pl.col("status"))
+            .otherwise(pl.lit(schema.STATUS_NOT_SELECTED)),
+            reason=pl.when(~eligible).then(pl.col(schema.REASON))
+            .when(in_model).then(pl.col("reason"))
+            .otherwise(pl.lit("below_min_score")),
+            reason_detail=pl.when(~eligible).then(pl.col(schema.REASON_DETAIL))
+            .when(in_model).then(pl.col("reason_detail"))
+            .otherwise(pl.format("score {} is below the round's minimum score {}",
+                                 pl.col("score").round(2), pl.lit(min_score))),
+            score_needed=pl.when(eligible & ~in_model).then(pl.lit(float(min_score)))
+            .otherwise(pl.col("score_needed")),
+            award_fraction=pl.col("award_fraction").fill_null(0.0),
+            cost_krw=pl.col("cost_krw").fill_null(0),
+            awarded_krw=pl.col("awarded_krw").fill_null(0),
+            copay_krw=pl.col("copay_krw").fill_null(0),
+        )
+        .sort(schema.SOURCE_ROW)
+    )
+    return merged.select(list(schema.OUTCOMES_SCHEMA)).cast(schema.OUTCOMES_SCHEMA)
+
+
+def build_awards(model: ModelData, choice: np.ndarray) -> pl.DataFrame:
+    """One line per awarded application and GPU type: hours and their full cost."""
+    funded = np.nonzero(choice >= 0)[0]
+    hours = model.hours[funded, choice[funded]]                  # (k, T)
+    rows, types = np.nonzero(hours > 0)
+    return pl.DataFrame({
+        "application_id": model.application_ids[funded][rows].astype(str),
+        "gpu_type": np.array(model.gpu_types, dtype=str)[types] if len(types) else np.array([], str),
+        "gpu_hours": hours[rows, types].astype(np.int64),
+        "krw": (hours[rows, types] * model.prices[types]).astype(np.int64),
+    }, schema=schema.AWARDS_SCHEMA).sort("application_id", "gpu_type")

@@ -1,0 +1,436 @@
+"""Solvers for `AllocationProblem`: exact CP-SAT, GLOP LP relaxation, brute force.
+
+* `solve_cpsat`          exact MIP-style model in CP-SAT, deterministic (see `_cpsat_parameters`).
+* `solve_lp_relaxation`  0 <= x <= 1 relaxation in GLOP: upper bound and dual prices.
+* `solve`                dispatcher over the `STRATEGIES` registry.
+* `brute_force`          exhaustive optimum for tiny problems (used by tests).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import ortools
+from ortools.linear_solver import linear_solver_pb2, pywraplp
+from ortools.sat.python import cp_model
+
+from allocation.problem import AllocationProblem, Solution
+
+SOLVER_NAME = f"cp-sat {ortools.__version__}"
+
+# CP-SAT works in int64 and rejects a model when a linear expression could
+# overflow; we refuse earlier with a message a person can act on.
+_OVERFLOW_LIMIT = 2**62
+
+
+# ---------------------------------------------------------------------------
+# helpers shared by the solvers
+# ---------------------------------------------------------------------------
+
+
+def _abs_sum_exceeds(coefs: np.ndarray, limit: int = _OVERFLOW_LIMIT) -> bool:
+    """sum(|coefs|) > limit, exactly (int64 sums of |x| can themselves overflow)."""
+    if coefs.size == 0:
+        return False
+    approx = float(np.abs(coefs.astype(np.float64)).sum())
+    if approx <= limit / 2:
+        return False
+    return sum(abs(int(c)) for c in coefs.ravel().tolist()) > limit
+
+
+def _check_overflow(problem: AllocationProblem, ii: np.ndarray, ll: np.ndarray) -> None:
+    """Raise ValueError when objective or a row could overflow int64 inside CP-SAT."""
+    if _abs_sum_exceeds(problem.value[ii, ll]):
+        raise ValueError(
+            "objective too large for CP-SAT: the sum of |value| over allowed options exceeds 2**62 "
+            "(int64 overflow risk); express values in a coarser unit (e.g. thousands of KRW)"
+        )
+    for r, name in enumerate(problem.row_names):
+        if _abs_sum_exceeds(problem.weight[r, ii, ll]) or abs(int(problem.capacity[r])) > _OVERFLOW_LIMIT:
+            raise ValueError(f"knapsack row {name!r}: coefficients too large for CP-SAT (sum of |weight| > 2**62)")
+    if _abs_sum_exceeds(problem.company_weight[ii, ll]) or abs(int(problem.company_cap)) > _OVERFLOW_LIMIT:
+        raise ValueError("company rows: coefficients too large for CP-SAT (sum of |company_weight| > 2**62)")
+    for q, name in enumerate(problem.cover_names):
+        if _abs_sum_exceeds(problem.cover[q, ii, ll]):
+            raise ValueError(f"quota row {name!r}: coefficients too large for CP-SAT (sum of |cover| > 2**62)")
+
+
+def _float_at_least(value: int) -> float:
+    """The smallest float >= the integer `value` (float(value) may round down)."""
+    f = float(value)
+    return f if f >= value else math.nextafter(f, math.inf)
+
+
+def _item_extremes(coef: np.ndarray, item: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: max(0, max coef) and min(0, min coef) over its model variables.
+
+    With at most one option per item these bound any row activity from above/below.
+    """
+    hi = np.zeros(n, np.int64)
+    lo = np.zeros(n, np.int64)
+    if len(item):
+        np.maximum.at(hi, item, coef)
+        np.minimum.at(lo, item, coef)
+    return hi, lo
+
+
+def _binding_company_groups(problem: AllocationProblem, ii: np.ndarray, cw: np.ndarray) -> list[np.ndarray]:
+    """Variable positions per company, for companies whose items could exceed the cap.
+
+    A company whose items' largest options sum to <= cap can never violate it: no row.
+    """
+    if len(ii) == 0:
+        return []
+    hi, _ = _item_extremes(cw, ii, problem.n_items)
+    n_comp = int(problem.company.max(initial=-1)) + 1
+    comp_max = np.zeros(n_comp, np.int64)
+    np.add.at(comp_max, problem.company, hi)
+    binding = np.flatnonzero(comp_max > int(problem.company_cap))
+    if len(binding) == 0:
+        return []
+    comp = problem.company[ii]
+    order = np.argsort(comp, kind="stable")
+    sorted_comp = comp[order]
+    starts = np.searchsorted(sorted_comp, binding, side="left")
+    ends = np.searchsorted(sorted_comp, binding, side="right")
+    return [order[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
+
+
+def _validate_fixed(problem: AllocationProblem, fixed: dict[int, int]) -> None:
+    n, L = problem.n_items, problem.n_options
+    for i, o in fixed.items():
+        if not 0 <= int(i) < n:
+            raise ValueError(f"fixed: item index {i} out of range 0..{n - 1}")
+        if not -1 <= int(o) < L:
+            raise ValueError(f"fixed: option {o} for item {i} out of range -1..{L - 1}")
+        if o >= 0 and not problem.allowed[i, o]:
+            raise ValueError(f"fixed: option {o} is not allowed for item {i}")
+
+
+def _model_variables(problem: AllocationProblem, fixed: dict[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(item, option) pairs that get a variable: allowed ones, narrowed by `fixed`."""
+    mask = problem.allowed.astype(bool).copy()
+    for i, o in (fixed or {}).items():
+        mask[i, :] = False
+        if o >= 0:
+            mask[i, o] = True
+    ii, ll = np.nonzero(mask)
+    return ii.astype(np.int64), ll.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------
+# CP-SAT
+# ---------------------------------------------------------------------------
+
+
+def _cpsat_parameters(solver: cp_model.CpSolver, *, time_limit_s: float, workers: int, seed: int) -> None:
+    p = solver.parameters
+    p.num_workers = max(1, int(workers))
+    p.random_seed = int(seed)
+    # Determinism: `interleave_search` makes CP-SAT run its portfolio in fixed
+    # batches of tasks that only exchange information (solutions, bounds) at
+    # batch boundaries (DeterministicLoop), so the search no longer depends on
+    # thread timing -- per the parameter docs "deterministic (independently of
+    # num_workers!)". The limit that ends the search must be deterministic too:
+    # `max_deterministic_time` (work units, ~seconds). The wall-clock limit is
+    # only a safety net set far above it; if it ever fires first, the result may
+    # not be reproducible (the run is then slower than 3x the budget, which
+    # `wall_seconds` will show). Verified experimentally: see tests/test_solving.py
+    # (determinism tests) -- repeated solves of a hard 200-item instance cut by
+    # the deterministic limit return identical choice vectors; without
+    # interleave_search they do not.
+    p.interleave_search = True
+    p.max_deterministic_time = float(time_limit_s)
+    p.max_time_in_seconds = 3.0 * float(time_limit_s) + 10.0
+    p.log_search_progress = False
+
+
+def solve_cpsat(
+    problem: AllocationProblem,
+    *,
+    time_limit_s: float = 60.0,
+    workers: int = 2,
+    seed: int = 0,
+    hint: np.ndarray | None = None,
+    fixed: dict[int, int] | None = None,
+) -> Solution:
+    """Solve exactly with CP-SAT (deterministic for a given problem, seed and workers).
+
+    hint:  choice vector (-1 = none) given to CP-SAT as a complete solution hint.
+    fixed: item -> option forced in the solution (-1 = forced to none).
+    """
+    start = time.perf_counter()
+    n, L = problem.n_items, problem.n_options
+    fixed = {int(i): int(o) for i, o in (fixed or {}).items()}
+    _validate_fixed(problem, fixed)
+    ii, ll = _model_variables(problem, fixed)
+    _check_overflow(problem, ii, ll)
+    K = len(ii)
+
+    model = cp_model.CpModel()
+    x = [model.new_bool_var(f"x{i}_{l}") for i, l in zip(ii.tolist(), ll.tolist())]
+    var_index = np.fromiter((v.index for v in x), dtype=np.int64, count=K)
+
+    def add_row(coef: np.ndarray, subset: np.ndarray | None = None):
+        """Linear expression sum coef[k] * x[k] over k in subset, zero coefficients skipped."""
+        ks = np.arange(K) if subset is None else subset
+        c = coef[ks]
+        nz = np.nonzero(c)[0]
+        ks, c = ks[nz], c[nz]
+        return cp_model.LinearExpr.weighted_sum([x[k] for k in ks.tolist()], c.tolist())
+
+    # at most one option per item (variables are grouped by item: np.nonzero is row-major)
+    if K:
+        bounds = np.flatnonzero(np.diff(ii)) + 1
+        for group in np.split(np.arange(K), bounds):
+            if len(group) > 1:
+                model.add_at_most_one([x[k] for k in group.tolist()])
+    # fixed options
+    for i, o in fixed.items():
+        if o >= 0:
+            k = int(np.flatnonzero((ii == i) & (ll == o))[0])
+            model.add(x[k] == 1)
+
+    # knapsack rows (skipped when they can never bind)
+    for r in range(len(problem.capacity)):
+        coef = problem.weight[r, ii, ll]
+        hi, _ = _item_extremes(coef, ii, n)
+        if int(hi.sum()) <= int(problem.capacity[r]):
+            continue
+        model.add(add_row(coef) <= int(problem.capacity[r]))
+
+    # company caps: only companies whose items could exceed the cap together
+    cw = problem.company_weight[ii, ll]
+    for group in _binding_company_groups(problem, ii, cw):
+        model.add(add_row(cw, group) <= int(problem.company_cap))
+
+    # quota cover rows: activity >= 0 (skipped when always satisfied)
+    for q in range(len(problem.cover_names)):
+        coef = problem.cover[q, ii, ll]
+        _, lo = _item_extremes(coef, ii, n)
+        if int(lo.sum()) >= 0:
+            continue
+        model.add(add_row(coef) >= 0)
+
+    model.maximize(add_row(problem.value[ii, ll]))
+
+    if hint is not None:
+        hint = np.asarray(hint, dtype=np.int64)
+        if hint.shape != (n,):
+            raise ValueError(f"hint must have shape ({n},), got {hint.shape}")
+        hinted = (hint[ii] == ll).tolist()
+        for var, h in zip(x, hinted):
+            model.add_hint(var, h)
+
+    solver = cp_model.CpSolver()
+    _cpsat_parameters(solver, time_limit_s=time_limit_s, workers=workers, seed=seed)
+    status = solver.solve(model)
+    if status == cp_model.MODEL_INVALID:
+        raise RuntimeError(f"CP-SAT rejected the model: {model.validate()}")
+
+    choice = np.full(n, -1, np.int64)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        values = np.asarray(solver.response_proto.solution, dtype=np.int64)
+        on = values[var_index] != 0 if K else np.zeros(0, bool)
+        choice[ii[on]] = ll[on]
+        status_str = "optimal" if status == cp_model.OPTIMAL else "feasible"
+        objective = problem.objective(choice)
+    else:
+        status_str = "no_solution"
+        objective = 0
+    if status_str == "optimal":
+        bound = _float_at_least(objective)
+    else:
+        raw = float(solver.best_objective_bound)
+        bound = max(raw, _float_at_least(objective)) if math.isfinite(raw) else raw
+        if math.isnan(bound) or bound < objective:
+            bound = _float_at_least(objective)
+
+    return Solution(
+        choice=choice,
+        status=status_str,
+        objective=int(objective),
+        bound=bound,
+        solver=SOLVER_NAME,
+        deterministic_time=float(solver.deterministic_time),
+        wall_seconds=time.perf_counter() - start,
+        details={
+            "workers": int(solver.parameters.num_workers),
+            "seed": int(seed),
+            "num_booleans": int(solver.num_booleans),
+            "num_conflicts": int(solver.num_conflicts),
+            "cpsat_status": status.name,
+            "solve_wall_seconds": float(solver.wall_time),
+        },
+    )
+
+
+# ---------------------------------------------------------------------------
+# LP relaxation (GLOP)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class LpResult:
+    bound: float              # LP optimum: upper bound on the integer optimum (nan if not solved)
+    x: np.ndarray             # (n, L) float, LP values (0 where not allowed)
+    row_duals: np.ndarray     # (R,) >= 0, price of one unit of each knapsack row's capacity
+    cover_duals: np.ndarray   # (Q,) >= 0, price of one unit of each quota row's requirement
+    status: str               # "optimal" | "infeasible" | "unbounded" | "abnormal" | ...
+
+
+_LP_STATUS = {
+    linear_solver_pb2.MPSOLVER_OPTIMAL: "optimal",
+    linear_solver_pb2.MPSOLVER_FEASIBLE: "feasible",
+    linear_solver_pb2.MPSOLVER_INFEASIBLE: "infeasible",
+    linear_solver_pb2.MPSOLVER_UNBOUNDED: "unbounded",
+    linear_solver_pb2.MPSOLVER_ABNORMAL: "abnormal",
+    linear_solver_pb2.MPSOLVER_NOT_SOLVED: "not_solved",
+}
+
+
+def solve_lp_relaxation(problem: AllocationProblem) -> LpResult:
+    """LP relaxation (0 <= x <= 1) solved by GLOP: bound and non-negative dual prices.
+
+    Rows, in order: one "at most one option" row per item with >= 1 allowed option,
+    knapsack rows, binding company rows, cover rows. The model is built as an
+    MPModelProto with list-extends (no per-coefficient Python calls into the solver).
+    """
+    n, L = problem.n_items, problem.n_options
+    R, Q = len(problem.capacity), len(problem.cover_names)
+    ii, ll = _model_variables(problem, None)
+    K = len(ii)
+
+    proto = linear_solver_pb2.MPModelProto(maximize=True)
+    obj = problem.value[ii, ll].astype(np.float64).tolist()
+    for c in obj:
+        proto.variable.add(lower_bound=0.0, upper_bound=1.0, objective_coefficient=c)
+
+    def add_constraint(ks: np.ndarray, coef: np.ndarray, lb: float, ub: float) -> None:
+        nz = np.nonzero(coef)[0]
+        ct = proto.constraint.add(lower_bound=lb, upper_bound=ub)
+        ct.var_index.extend(ks[nz].tolist())
+        ct.coefficient.extend(coef[nz].astype(np.float64).tolist())
+
+    ks_all = np.arange(K)
+    if K:
+        bounds = np.flatnonzero(np.diff(ii)) + 1
+        for group in np.split(ks_all, bounds):
+            if len(group) > 1:
+                add_constraint(group, np.ones(len(group)), -math.inf, 1.0)
+    first_knapsack = len(proto.constraint)
+    for r in range(R):
+        add_constraint(ks_all, problem.weight[r, ii, ll], -math.inf, float(problem.capacity[r]))
+    cw = problem.company_weight[ii, ll]
+    for group in _binding_company_groups(problem, ii, cw):
+        add_constraint(group, cw[group], -math.inf, float(problem.company_cap))
+    first_cover = len(proto.constraint)
+    for q in range(Q):
+        add_constraint(ks_all, problem.cover[q, ii, ll], 0.0, math.inf)
+
+    request = linear_solver_pb2.MPModelRequest(
+        model=proto, solver_type=linear_solver_pb2.MPModelRequest.GLOP_LINEAR_PROGRAMMING
+    )
+    response = linear_solver_pb2.MPSolutionResponse()
+    pywraplp.Solver.SolveWithProto(request, response)
+    status = _LP_STATUS.get(response.status, f"status_{response.status}")
+
+    x = np.zeros((n, L), np.float64)
+    row_duals = np.zeros(R, np.float64)
+    cover_duals = np.zeros(Q, np.float64)
+    if status in ("optimal", "feasible"):
+        if K:
+            x[ii, ll] = np.asarray(response.variable_value, dtype=np.float64)
+        duals = np.asarray(response.dual_value, dtype=np.float64)
+        # MPSolver reports dual = d(objective)/d(rhs). For a maximisation, a "<=" row
+        # has dual >= 0 and a ">= 0" row has dual <= 0; report both as prices >= 0.
+        row_duals = np.maximum(duals[first_knapsack:first_knapsack + R], 0.0)
+        cover_duals = np.maximum(-duals[first_cover:first_cover + Q], 0.0)
+        bound = float(response.objective_value)
+    else:
+        bound = math.nan
+    return LpResult(bound=bound, x=x, row_duals=row_duals, cover_duals=cover_duals, status=status)
+
+
+# ---------------------------------------------------------------------------
+# dispatcher
+# ---------------------------------------------------------------------------
+
+Strategy = Callable[..., Solution]
+
+# name -> solver(problem, *, time_limit_s, workers, seed) -> Solution.
+# Register further strategies (e.g. an LP-guided one for ~1M items) here.
+STRATEGIES: dict[str, Strategy] = {
+    "cpsat": solve_cpsat,
+}
+
+
+def _choose_strategy(problem: AllocationProblem) -> str:
+    """What "auto" means: for now always exact CP-SAT."""
+    return "cpsat"
+
+
+def solve(
+    problem: AllocationProblem,
+    *,
+    strategy: str = "auto",
+    time_limit_s: float = 60.0,
+    workers: int = 2,
+    seed: int = 0,
+) -> Solution:
+    name = _choose_strategy(problem) if strategy == "auto" else strategy
+    try:
+        fn = STRATEGIES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown solve strategy {strategy!r}; choose 'auto' or one of {sorted(STRATEGIES)}"
+        ) from None
+    return fn(problem, time_limit_s=time_limit_s, workers=workers, seed=seed)
+
+
+# ---------------------------------------------------------------------------
+# brute force (tests)
+# ---------------------------------------------------------------------------
+
+_BRUTE_FORCE_LIMIT = 2_000_000
+
+
+def brute_force(problem: AllocationProblem) -> tuple[int, np.ndarray]:
+    """Exhaustive optimum: (objective, choice). Raises ValueError if infeasible or too big.
+
+    Enumerates all (L+1)^n choice vectors (vectorised; ties -> first in
+    lexicographic order of the choice vector with -1 < 0 < 1 ...).
+    """
+    n, L = problem.n_items, problem.n_options
+    total = (L + 1) ** n
+    if total > _BRUTE_FORCE_LIMIT:
+        raise ValueError(f"brute_force: {total} combinations is too many (limit {_BRUTE_FORCE_LIMIT})")
+    if n == 0:
+        empty = np.zeros(0, np.int64)
+        if problem.violations(empty):
+            raise ValueError("brute_force: problem is infeasible")
+        return 0, empty
+    # column 0 = "none"; column l+1 = option l
+    combos = np.array(list(itertools.product(range(L + 1), repeat=n)), dtype=np.int64)  # (M, n)
+    items = np.arange(n)
+
+    def pad(a: np.ndarray, fill=0) -> np.ndarray:
+        return np.concatenate([np.full(a.shape[:-1] + (1,), fill, a.dtype), a], axis=-1)
+
+    ok = pad(problem.allowed.astype(bool), True)[items, combos].all(axis=1)
+    ok &= (pad(problem.weight)[:, items, combos].sum(axis=2) <= problem.capacity[:, None]).all(axis=0)
+    ok &= (pad(problem.cover)[:, items, combos].sum(axis=2) >= 0).all(axis=0)
+    cw = pad(problem.company_weight)[items, combos]  # (M, n)
+    for c in np.unique(problem.company):
+        ok &= cw[:, problem.company == c].sum(axis=1) <= problem.company_cap
+    if not ok.any():
+        raise ValueError("brute_force: problem is infeasible")
+    obj = pad(problem.value)[items, combos].sum(axis=1)
+    obj = np.where(ok, obj, np.iinfo(np.int64).min)
+    best = int(np.argmax(obj))
+    return int(obj[best]), combos[best] - 1

@@ -1,0 +1,64 @@
+"""round.toml parsing: valid policy, clear errors, never code."""
+
+import pytest
+
+from allocation.config import parse_config
+from allocation.errors import RoundError
+
+VALID = """
+[round]
+id = "2026-R1"
+budget_krw = 5_000_000_000
+copay_share = 0.2
+[award]
+levels = [0.5, 0.75, 1.0]
+max_krw_per_company = 300_000_000
+min_score = 60
+[scoring]
+weights = { technical = 0.4, feasibility = 0.3, impact = 0.3 }
+bonus = { first_time = 3.0, non_capital = 2.0 }
+[[quota]]
+name = "non_capital"
+regions_not_in = ["Seoul", "Gyeonggi", "Incheon"]
+min_share = 0.4
+[solver]
+time_limit_s = 60
+"""
+
+
+def test_valid_policy_parses():
+    config = parse_config(VALID)
+    assert config.round.id == "2026-R1"
+    assert config.award.levels == [0.5, 0.75, 1.0]
+    assert [q.name for q in config.quotas] == ["non_capital"]
+    assert config.quotas[0].min_share_fraction.numerator == 2
+    assert config.group("first_time").prior_awards_max == 0
+
+
+@pytest.mark.parametrize("change, expected", [
+    (('id = "2026-R1"', 'id = "../etc"'), "round.id"),
+    (("copay_share = 0.2", "copay_share = 1.5"), "round.copay_share"),
+    (("levels = [0.5, 0.75, 1.0]", "levels = [1.0, 0.5]"), "strictly increasing"),
+    (("levels = [0.5, 0.75, 1.0]", "levels = [0, 1.0]"), "(0, 1]"),
+    (("budget_krw = 5_000_000_000", "budget_krw = \"5e9\""), "round.budget_krw"),
+    (("min_score = 60", "min_score = 60\nmin_scroe = 3"), "unknown setting"),
+    (('regions_not_in = ["Seoul", "Gyeonggi", "Incheon"]', 'regions_not_in = ["Tokyo"]'), "Tokyo"),
+    (("first_time = 3.0", "veterans = 3.0"), "bonus 'veterans'"),
+    (("[award]", "[awards]"), "award"),
+])
+def test_bad_policy_names_the_setting(change, expected):
+    with pytest.raises(RoundError) as info:
+        parse_config(VALID.replace(*change))
+    assert expected in str(info.value)
+    assert "round.toml" in str(info.value)
+
+
+def test_bad_toml_is_one_clear_error():
+    with pytest.raises(RoundError, match="not valid TOML"):
+        parse_config("[round\nid=1")
+
+
+def test_overrides_are_validated():
+    config = parse_config(VALID).with_overrides(budget_krw=1_000, time_limit_s=5)
+    assert config.round.budget_krw == 1_000 and config.solver.time_limit_s == 5
+    assert config.quotas[0].name == "non_capital"
