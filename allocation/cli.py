@@ -37,15 +37,27 @@ def print_issues(issues: pl.DataFrame) -> None:
     if issues.is_empty():
         console.print("No problems found in the input files.", style="green")
         return
+    shown = issues.head(SHOW_ISSUES)
+    if not console.is_terminal:  # logs and pipes: one grep-able line per problem
+        console.print(f"{issues.height} problem(s) in the input files:")
+        for row in shown.iter_rows(named=True):
+            where = row["file"] + ("" if row["row"] is None else f" row {row['row']}")
+            where += f" [{row['column']}]" if row["column"] else ""
+            console.print(f"  {where}: {row['code']}: {row['message']}", soft_wrap=True)
+    else:
+        _print_issue_table(issues, shown)
+    if issues.height > SHOW_ISSUES:
+        console.print(f"... and {issues.height - SHOW_ISSUES} more (all in issues.csv)")
+
+
+def _print_issue_table(issues: pl.DataFrame, shown: pl.DataFrame) -> None:
     table = Table(title=f"{issues.height} problem(s) in the input files", title_justify="left")
     for col in ("file", "row", "column", "code", "message"):
         table.add_column(col, overflow="fold")
-    for row in issues.head(SHOW_ISSUES).iter_rows(named=True):
+    for row in shown.iter_rows(named=True):
         table.add_row(row["file"], "" if row["row"] is None else str(row["row"]),
                       row["column"] or "", row["code"], row["message"])
     console.print(table)
-    if issues.height > SHOW_ISSUES:
-        console.print(f"... and {issues.height - SHOW_ISSUES} more (all in issues.csv)")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -82,8 +82,8 @@ def item_outcomes(model: ModelData, choice: np.ndarray, explanation: ItemExplana
         "reason": reasons,
         "score_needed": explanation.score_needed.astype(float),
         "reason_detail": details,
-        "waitlist_rank": np.where(waitlist_rank > 0, waitlist_rank, None) if n else [],
-    }, schema_overrides={"waitlist_rank": pl.Int64})
+        "waitlist_rank": waitlist_rank,
+    }).with_columns(waitlist_rank=pl.when(pl.col("waitlist_rank") > 0).then(pl.col("waitlist_rank")))
 
 
 def build_outcomes(applications: pl.DataFrame, scores: pl.DataFrame, items: pl.DataFrame,
@@ -96,7 +96,8 @@ def build_outcomes(applications: pl.DataFrame, scores: pl.DataFrame, items: pl.D
     min_score = config.award.min_score
     merged = (
         applications.join(ranked, on="application_id", how="left", nulls_equal=False)
-        .join(items, on="application_id", how="left", nulls_equal=False)
+        .join(items.rename({"reason": "item_reason", "reason_detail": "item_detail"}),
+              on="application_id", how="left", nulls_equal=False)
         .with_columns(
             score=pl.when(eligible).then(pl.col("score")),
             rank=pl.when(eligible).then(pl.col("rank")),
@@ -106,10 +107,10 @@ def build_outcomes(applications: pl.DataFrame, scores: pl.DataFrame, items: pl.D
             .when(in_model).then(pl.col("status"))
             .otherwise(pl.lit(schema.STATUS_NOT_SELECTED)),
             reason=pl.when(~eligible).then(pl.col(schema.REASON))
-            .when(in_model).then(pl.col("reason"))
+            .when(in_model).then(pl.col("item_reason"))
             .otherwise(pl.lit("below_min_score")),
             reason_detail=pl.when(~eligible).then(pl.col(schema.REASON_DETAIL))
-            .when(in_model).then(pl.col("reason_detail"))
+            .when(in_model).then(pl.col("item_detail"))
             .otherwise(pl.format("score {} is below the round's minimum score {}",
                                  pl.col("score").round(2), pl.lit(min_score))),
             score_needed=pl.when(eligible & ~in_model).then(pl.lit(float(min_score)))

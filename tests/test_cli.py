@@ -1,0 +1,64 @@
+"""The voucher command as an officer runs it."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "rounds" / "sample"
+
+
+def voucher(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "allocation", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_allocate_sample_round_prints_summary_and_is_optimal(tmp_path):
+    result = voucher("allocate", SAMPLE, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for needle in ("Funded:", "budget used", "GPU-hours", "H100", "proven optimal", "gap"):
+        assert needle in out, needle
+    report = json.loads((tmp_path / "out" / "solution.json").read_text())
+    assert report["status"] == "optimal" and report["gap"] == 0.0
+    assert report["summary"]["by_status"]["ineligible"] >= 5
+    assert (tmp_path / "out" / "outcomes.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_validate_sample_lists_bad_rows_with_file_row_column():
+    result = voucher("validate", SAMPLE)
+    assert result.returncode == 0, result.stderr
+    assert "applications.csv" in result.stdout and "bad_checksum" in result.stdout
+    assert "requests.csv" in result.stdout and "reviews.csv" in result.stdout
+    assert voucher("validate", SAMPLE, "--strict").returncode == 1
+
+
+@pytest.mark.parametrize("breakage, expected", [
+    (lambda d: (d / "capacity.csv").unlink(), "capacity"),
+    (lambda d: (d / "round.toml").write_text("[round\n"), "not valid TOML"),
+    (lambda d: (d / "capacity.csv").write_text("gpu_type,gpu_hours,krw_per_gpu_hour\n"), "capacity"),
+    (lambda d: (d / "requests.csv").write_text("application_id,gpu_type\nX,H100\n"), "gpu_hours"),
+])
+def test_broken_round_is_one_clear_error_without_traceback(tmp_path, breakage, expected):
+    broken = tmp_path / "round"
+    shutil.copytree(SAMPLE, broken)
+    breakage(broken)
+    result = voucher("allocate", broken, "--out", tmp_path / "out")
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_missing_round_folder(tmp_path):
+    result = voucher("validate", tmp_path / "nope")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_generate_writes_a_round_that_allocates(tmp_path):
+    assert voucher("generate", tmp_path / "g", "--applications", "40", "--seed", "7").returncode == 0
+    result = voucher("allocate", tmp_path / "g", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
