@@ -1,0 +1,84 @@
+"""Published versions: public award list, manifest, immutability, atomicity."""
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from allocation import pipeline, publishing
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "rounds" / "sample"
+
+
+@pytest.fixture(scope="module")
+def solved(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("solved")
+    round_dir = base / "round"
+    shutil.copytree(SAMPLE, round_dir)
+    # An awardee-to-be whose title would run as a spreadsheet formula.
+    apps = pl.read_csv(round_dir / "applications.csv", encoding="cp949", infer_schema=False)
+    apps = apps.with_columns(project_title=pl.when(pl.col("application_id") == "R1-000004")
+                             .then(pl.lit('=HYPERLINK("http://x","<b>click</b>")'))
+                             .otherwise(pl.col("project_title")))
+    apps.write_csv(round_dir / "applications.csv")
+    pipeline.run_round(round_dir, base / "out")
+    return base / "out"
+
+
+def test_public_list_has_awardees_only_and_masks(solved, tmp_path):
+    info = publishing.publish(solved, tmp_path / "pub")
+    version = Path(info["path"])
+    assert info["version"] == 1 and info["created"]
+    outcomes = pl.read_parquet(solved / "outcomes.parquet")
+    awarded = set(outcomes.filter(pl.col("status") == "awarded")["application_id"])
+    others = set(outcomes.filter(pl.col("status") != "awarded")["application_id"].drop_nulls())
+    public = pl.read_parquet(version / "awards_public.parquet")
+    assert set(public["application_id"]) == awarded
+    assert public["business_no"].str.contains(r"^\d{3}-\d{2}-\*{5}$").all()
+    for name in ("awards_public.csv", "awards_public.html", "awards_public.parquet"):
+        raw = (version / name).read_bytes()
+        for other in others:
+            assert other.encode() not in raw, (name, other)
+    csv = (version / "awards_public.csv").read_text(encoding="utf-8-sig")
+    assert "'=HYPERLINK" in csv
+    html = (version / "awards_public.html").read_text(encoding="utf-8")
+    assert "<b>click</b>" not in html and "&lt;b&gt;click&lt;/b&gt;" in html
+    assert "receipt" not in csv
+
+
+def test_manifest_verifies_and_detects_tampering(solved, tmp_path):
+    version = Path(publishing.publish(solved, tmp_path / "pub")["path"])
+    assert publishing.verify(version) == []
+    manifest = json.loads((version / "manifest.json").read_text())
+    assert set(manifest["files"]) >= {"awards_public.csv", "awards_public.xlsx", "awards_public.parquet",
+                                      "awards_public.html"}
+    assert manifest["input_sha256"] and manifest["solver"]["status"] == "optimal"
+    with open(version / "awards_public.csv", "ab") as handle:
+        handle.write(b"tampered\n")
+    assert publishing.verify(version) == ["awards_public.csv"]
+
+
+def test_publishing_twice_is_a_no_op_and_a_change_makes_v2(solved, tmp_path):
+    first = publishing.publish(solved, tmp_path / "pub")
+    again = publishing.publish(solved, tmp_path / "pub")
+    assert again == {**first, "created": False}
+    changed = tmp_path / "changed"
+    shutil.copytree(solved, changed)
+    outcomes = pl.read_parquet(changed / "outcomes.parquet")
+    outcomes.with_columns(copay_krw=pl.col("copay_krw") + 1).write_parquet(changed / "outcomes.parquet")
+    second = publishing.publish(changed, tmp_path / "pub")
+    assert second["version"] == 2 and second["created"]
+    assert publishing.verify(Path(first["path"])) == []
+
+
+def test_crash_mid_publish_leaves_no_visible_version(solved, tmp_path, monkeypatch):
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(publishing, "_write_version", crash)
+    with pytest.raises(OSError):
+        publishing.publish(solved, tmp_path / "pub")
+    round_root = tmp_path / "pub" / "2026-R1"
+    assert list(round_root.iterdir()) == []
