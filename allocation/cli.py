@@ -1,4 +1,4 @@
-"""`voucher` command line: validate, allocate, generate.
+"""`voucher` command line: validate, allocate, publish, lookup, diff, generate.
 
 Exit codes: 0 done; 1 `validate --strict` found problems; 2 the round cannot run
 (the message says why); 3 internal error (re-run with --debug for the traceback).
@@ -15,7 +15,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from allocation import intake, pipeline, synthetic
+from allocation import intake, lookup, pipeline, publishing, publishing_diff, synthetic
 from allocation.config import load_config
 from allocation.errors import RoundError
 
@@ -118,6 +118,27 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    info = publishing.publish(args.out_dir, args.publish_root)
+    verb = "published" if info["created"] else "already published (nothing changed)"
+    console.print(f"Round {info['round_id']} {verb} as v{info['version']}: {info['path']}")
+    return 0
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    try:
+        return lookup.cli_lookup(args.published, args.application_id, args.code, as_json=args.json)
+    except FileNotFoundError as exc:
+        raise RoundError(f"{args.published}: not a published round or version ({exc})") from None
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    try:
+        return publishing_diff.cli_diff(args.old, args.new, as_json=args.json)
+    except (FileNotFoundError, ValueError) as exc:
+        raise RoundError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voucher", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -135,6 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-krw", type=int, help="override [round] budget_krw")
     p.add_argument("--time-limit", type=float, help="override [solver] time_limit_s")
     p.set_defaults(func=cmd_allocate)
+
+    p = sub.add_parser("publish", help="publish an allocated round as PUBLISH_ROOT/<round>/v<N>/")
+    p.add_argument("out_dir", type=Path, help="output folder of voucher allocate")
+    p.add_argument("--publish-root", type=Path, required=True)
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("lookup", help="an applicant's outcome from a published round (needs their code)")
+    p.add_argument("application_id")
+    p.add_argument("--published", type=Path, required=True,
+                   help="a published version folder, or the round folder (latest version)")
+    p.add_argument("--code", required=True, help="the applicant's receipt code; - reads it from stdin")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_lookup)
+
+    p = sub.add_parser("diff", help="who gained, who lost, by how much between two published versions")
+    p.add_argument("old", type=Path)
+    p.add_argument("new", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_diff)
 
     # handled by synthetic.main (see main below); listed here for --help
     sub.add_parser("generate", help="write a synthetic round folder (tests, benchmarks); "

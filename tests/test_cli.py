@@ -62,3 +62,24 @@ def test_generate_writes_a_round_that_allocates(tmp_path):
     assert voucher("generate", tmp_path / "g", "--applications", "40", "--seed", "7").returncode == 0
     result = voucher("allocate", tmp_path / "g", "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
+
+
+def test_publish_lookup_and_diff_commands(tmp_path):
+    out, pub = tmp_path / "out", tmp_path / "pub"
+    assert voucher("allocate", SAMPLE, "--out", out).returncode == 0
+    result = voucher("publish", out, "--publish-root", pub)
+    assert result.returncode == 0 and "v1" in result.stdout, result.stderr
+    import polars as pl
+    apps = pl.read_parquet(out / "intake" / "applications.parquet")
+    outcomes = pl.read_parquet(out / "outcomes.parquet")
+    awarded = outcomes.filter(pl.col("status") == "awarded")["application_id"][0]
+    code = apps.filter(pl.col("application_id") == awarded)["receipt_code"][0]
+    found = voucher("lookup", awarded, "--published", pub / "2026-R1", "--code", code, "--json")
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["status"] == "awarded"
+    wrong = voucher("lookup", awarded, "--published", pub / "2026-R1", "--code", "WRONGCODE99")
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+    missing = voucher("lookup", awarded, "--published", tmp_path / "nowhere", "--code", code)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    diff = voucher("diff", pub / "2026-R1" / "v1", pub / "2026-R1" / "v1")
+    assert diff.returncode == 0, diff.stderr

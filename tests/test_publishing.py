@@ -7,25 +7,22 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from allocation import pipeline, publishing
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "rounds" / "sample"
+from allocation import lookup, publishing
+from tests import test_publishing_support as support
 
 
 @pytest.fixture(scope="module")
 def solved(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("solved")
-    round_dir = base / "round"
-    shutil.copytree(SAMPLE, round_dir)
-    # An awardee-to-be whose title would run as a spreadsheet formula.
-    apps = pl.read_csv(round_dir / "applications.csv", encoding="cp949", infer_schema=False)
-    apps = apps.with_columns(project_title=pl.when(pl.col("application_id") == "R1-000004")
-                             .then(pl.lit('=HYPERLINK("http://x","<b>click</b>")'))
-                             .otherwise(pl.col("project_title")))
-    apps.write_csv(round_dir / "applications.csv")
-    pipeline.run_round(round_dir, base / "out")
-    return base / "out"
+    # The sample round with an awardee-to-be whose title would run as a spreadsheet formula
+    # (R1-000004), solved once per session (tests/test_publishing_support.py).
+    return support.solved_sample(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def fast_lookup_kdf(monkeypatch):
+    """These tests are about the award list and versions, not the lookup files' KDF strength
+    (tests/test_publishing_lookup.py and tests/browser use the production minimum)."""
+    monkeypatch.setattr(lookup, "DEFAULT_ITERATIONS", 1_000)
 
 
 def test_public_list_has_awardees_only_and_masks(solved, tmp_path):

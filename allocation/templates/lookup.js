@@ -1,0 +1,157 @@
+"use strict";
+// Applicant lookup: derives the file name and the key from (application id, receipt code) with
+// WebCrypto exactly as allocation/lookup.py does, fetches only that one file and decrypts it.
+// Nothing is sent anywhere except the request for that file name.
+(function () {
+  const enc = new TextEncoder();
+  const $ = (id) => document.getElementById(id);
+
+  function b64(s) { return Uint8Array.from(atob(s), (c) => c.charCodeAt(0)); }
+  function hex(buf) { return Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, "0")).join(""); }
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let i = 0;
+    for (const p of parts) { out.set(p, i); i += p.length; }
+    return out;
+  }
+  const normId = (s) => s.normalize("NFKC").trim();
+  const normCode = (s) => s.normalize("NFKC").trim().toUpperCase();
+  const won = (n) => "₩" + Number(n).toLocaleString("en-US");
+  const num = (n) => Number(n).toLocaleString("en-US");
+
+  let config = null;
+  async function loadConfig() {
+    if (!config) {
+      const r = await fetch("lookup.json", { cache: "no-store" });
+      if (!r.ok) throw new Error("lookup.json " + r.status);
+      config = await r.json();
+      if (config.format !== "voucher-lookup/1") throw new Error("unknown lookup format");
+    }
+    return config;
+  }
+
+  async function lookup(applicationId, code) {
+    const cfg = await loadConfig();
+    const salt = concat(b64(cfg.salt), enc.encode(cfg.round_id), new Uint8Array([0]), enc.encode(normId(applicationId)));
+    const password = await crypto.subtle.importKey("raw", enc.encode(normCode(code)), "PBKDF2", false, ["deriveBits"]);
+    const master = await crypto.subtle.deriveBits(
+      { name: "PBKDF2", hash: "SHA-256", salt: salt, iterations: cfg.kdf.iterations }, password, 256);
+    const hkdf = await crypto.subtle.importKey("raw", master, "HKDF", false, ["deriveBits", "deriveKey"]);
+    const empty = new Uint8Array(0);
+    const name = hex(await crypto.subtle.deriveBits(
+      { name: "HKDF", hash: "SHA-256", salt: empty, info: enc.encode(cfg.name.info) }, hkdf, 256));
+    const key = await crypto.subtle.deriveKey(
+      { name: "HKDF", hash: "SHA-256", salt: empty, info: enc.encode(cfg.key.info) }, hkdf,
+      { name: "AES-GCM", length: 256 }, false, ["decrypt"]);
+    const resp = await fetch(cfg.path.replace("{name}", name), { cache: "no-store" });
+    if (!resp.ok) return null;
+    try {
+      const blob = await resp.json();
+      const plain = await crypto.subtle.decrypt(
+        { name: "AES-GCM", iv: b64(blob.iv), additionalData: enc.encode(name) }, key, b64(blob.ct));
+      return JSON.parse(new TextDecoder().decode(plain));
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function row(table, ko, en, value, cls) {
+    const tr = document.createElement("tr");
+    const th = document.createElement("th");
+    th.textContent = ko + " / " + en;
+    const td = document.createElement("td");
+    td.textContent = value;
+    if (cls) td.className = cls;
+    tr.append(th, td);
+    table.append(tr);
+  }
+
+  function show(rec) {
+    const out = $("result");
+    out.replaceChildren();
+    out.hidden = false;
+    if (!rec) {
+      out.className = "result notfound";
+      out.dataset.outcome = "notfound";
+      const p = document.createElement("p");
+      const ko = document.createElement("strong");
+      ko.textContent = "조회 결과가 없습니다. 접수번호와 확인 코드를 다시 확인하세요.";
+      const en = document.createElement("span");
+      en.className = "en";
+      en.textContent = "Not found, or wrong receipt code. Please check the application ID and the code.";
+      p.append(ko, document.createElement("br"), en);
+      out.append(p);
+      return;
+    }
+    out.className = "result " + rec.status;
+    out.dataset.outcome = rec.status;
+    const badge = document.createElement("div");
+    badge.className = "badge";
+    badge.id = "status";
+    badge.textContent = rec.status_label.ko + " · " + rec.status_label.en;
+    const title = document.createElement("h3");
+    title.textContent = rec.application_id + " · " + (rec.company_name || "");
+    const table = document.createElement("table");
+    row(table, "과제명", "Project", rec.project_title || "-");
+    if (rec.status === "awarded") {
+      const hours = Object.entries(rec.gpu_hours_awarded).map(([g, h]) => g + " " + num(h) + " h").join(", ");
+      row(table, "지원 GPU 시간", "Awarded GPU-hours", hours || "-", "num-cell");
+      row(table, "지원 비율", "Share of request", Math.round(rec.award_fraction * 100) + "%");
+      row(table, "지원금 (정부)", "Awarded (government share)", won(rec.awarded_krw), "num-cell");
+      row(table, "기업 자부담", "Co-payment (your share)", won(rec.copay_krw), "num-cell");
+      row(table, "총 사용 금액", "Total cost", won(rec.cost_krw), "num-cell");
+    } else if (Object.keys(rec.gpu_hours_requested || {}).length) {
+      const hours = Object.entries(rec.gpu_hours_requested).map(([g, h]) => g + " " + num(h) + " h").join(", ");
+      row(table, "신청 GPU 시간", "Requested GPU-hours", hours);
+    }
+    if (rec.score !== null && rec.score !== undefined) row(table, "평가 점수", "Score", String(rec.score));
+    if (rec.waitlist_rank) {
+      if (rec.status === "awarded") row(table, "나머지 부분 예비 순위", "Waitlist position (rest of request)", String(rec.waitlist_rank));
+      else row(table, "예비 순위", "Waitlist position", String(rec.waitlist_rank));
+    }
+    const why = document.createElement("div");
+    why.className = "why";
+    const ko = document.createElement("p");
+    ko.id = "explanation-ko";
+    ko.textContent = rec.explanation.ko;
+    const en = document.createElement("p");
+    en.className = "en";
+    en.id = "explanation-en";
+    en.textContent = rec.explanation.en;
+    why.append(ko, en);
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = "심사 기록 원문 / Officer's note (" + (rec.reason || "") + ")";
+    const detail = document.createElement("p");
+    detail.textContent = rec.reason_detail || "-";
+    details.append(summary, detail);
+    out.append(badge, title, table, why, details);
+  }
+
+  $("lookup-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const id = $("application-id").value, code = $("receipt-code").value;
+    if (!normId(id) || !normCode(code)) return;
+    const button = $("lookup-button");
+    button.disabled = true;
+    $("busy").hidden = false;
+    try {
+      show(await lookup(id, code));
+    } catch (e) {
+      const out = $("result");
+      out.hidden = false;
+      out.className = "result notfound";
+      out.dataset.outcome = "error";
+      out.textContent = "조회할 수 없습니다 / Lookup failed: " + e.message;
+    } finally {
+      button.disabled = false;
+      $("busy").hidden = true;
+      $("receipt-code").value = "";
+    }
+  });
+  if (!(window.crypto && crypto.subtle)) {
+    $("result").hidden = false;
+    $("result").textContent = "이 브라우저에서는 조회할 수 없습니다 (HTTPS 필요). / This browser cannot decrypt results (HTTPS needed).";
+    $("lookup-button").disabled = true;
+  }
+})();

@@ -1,0 +1,119 @@
+"""One voucher round: validate → score → allocate → (officer approves) → publish.
+
+Thin wiring over allocation.pipeline / allocation.publishing; helpers in voucher_common.py.
+Each run works in RUNS_ROOT/<round folder>/<run id>/; XCom carries only paths and small summaries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DeadlineAlert, DeadlineReference, Param, SyncCallback, dag, task
+from airflow.sdk.exceptions import AirflowFailException
+
+import voucher_common as vc
+
+log = logging.getLogger("voucher.allocation_round")
+PUBLISHED = vc.published_asset()
+# Alert (notifications.log / e-mail) when a run is not finished N hours after it was queued,
+# approval wait included. 0 disables it: needed for `airflow dags test` / dag.test(), which in
+# Airflow 3.3.2 crash on a *successful* run of a DAG with a deadline (DagRun.update_state looks
+# the alerts up by id, but dag.test() hands it the unsaved definitions).
+DEADLINE_H = float(os.environ.get("VOUCHER_DEADLINE_HOURS", 48))
+# score/allocate/publish: retried with exponential backoff (disk, memory, a killed worker...)
+TRANSIENT = {"retries": 2, "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=10),
+             "retry_delay": timedelta(seconds=float(os.environ.get("VOUCHER_RETRY_DELAY_S", 20)))}
+
+
+@dag(
+    schedule=None, catchup=False, tags=["voucher"], max_active_runs=2,
+    default_args={"owner": "voucher-ops", "on_failure_callback": vc.on_task_failure, **TRANSIENT},
+    deadline=[DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=DEADLINE_H),
+                            callback=SyncCallback(vc.on_deadline_missed))] if DEADLINE_H > 0 else None,
+    params={
+        "round": Param("sample", type="string", title="Round", pattern=r"^(/.+|[A-Za-z0-9][A-Za-z0-9._-]*)$",
+                       examples=vc.available_rounds() or ["sample"],
+                       description=f"Folder name under {vc.rounds_root()} (or an absolute path inside it)"),
+        "budget_krw_override": Param(None, type=["null", "integer"], minimum=0, title="Budget override (KRW)",
+                                     description="Empty: the budget in round.toml"),
+        "time_limit_s": Param(60, type="number", minimum=1, maximum=3600, title="Solver time limit (s)"),
+        "dry_run": Param(False, type="boolean", title="Dry run",
+                         description="Stop after allocate: no approval, nothing published"),
+    },
+)
+def allocation_round():
+    @task(retries=0)  # bad input is final: never retried
+    def validate(params=None, run_id=None) -> dict:
+        from allocation import pipeline
+        from allocation.errors import RoundError
+        try:
+            round_dir = vc.resolve_round(params["round"])
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+        out = vc.reset_dir(vc.run_dir(round_dir, run_id))
+        log.info("round %s -> run folder %s", round_dir, out)
+        try:
+            pipeline.validate(round_dir, out, budget_krw=params["budget_krw_override"],
+                              time_limit_s=params["time_limit_s"])
+        except RoundError as exc:
+            (out / "validation_error.txt").write_text(f"{exc}\n", encoding="utf-8")
+            log.error("ROUND CANNOT RUN (written to %s):\n%s", out / "validation_error.txt", exc)
+            raise AirflowFailException(f"round cannot run: {exc}") from None
+        quality = vc.log_quality(out, "validate")["intake"]
+        return {"round_dir": str(round_dir), "out_dir": str(out), "applications": quality["applications"],
+                "eligible": quality["eligible"], "issues": quality["issues"]}
+
+    @task
+    def score(v: dict) -> dict:
+        from allocation import pipeline
+        summary = pipeline.score(Path(v["out_dir"]))
+        log.info("SCORES %s", summary)
+        return {**v, "scored": summary["scored"]}
+
+    @task(pool=os.environ.get("VOUCHER_SOLVER_POOL") or "default_pool")  # production: one solver per worker
+    def allocate(s: dict) -> dict:
+        from allocation import pipeline
+        out = Path(s["out_dir"])
+        report = pipeline.allocate(out)
+        vc.log_quality(out, "allocate")
+        md = vc.approval_markdown(report, out)
+        log.info("ALLOCATION SUMMARY\n%s", md)
+        keep = ("funded", "awarded_krw", "budget_used_share", "gpu_utilisation", "by_status")
+        return {"out_dir": str(out), "round_id": report["round_id"], "status": report["status"],
+                "gap": report["gap"], "summary": {k: report["summary"].get(k) for k in keep},
+                "summary_md": md}
+
+    @task.short_circuit
+    def needs_approval(params=None) -> bool:
+        if params["dry_run"]:
+            log.info("dry run: stopping after allocate; nothing will be published")
+        return not params["dry_run"]
+
+    approve = ApprovalOperator(
+        task_id="approve", retries=0,
+        subject="Publish voucher round {{ ti.xcom_pull(task_ids='allocate')['round_id'] }}?",
+        body="{{ ti.xcom_pull(task_ids='allocate')['summary_md'] }}",
+        defaults="Reject",  # no answer within the timeout = nothing published
+        response_timeout=timedelta(hours=float(os.environ.get("VOUCHER_APPROVAL_TIMEOUT_HOURS", 72))),
+    )
+
+    @task(outlets=[PUBLISHED])
+    def publish(a: dict, ti=None, outlet_events=None) -> dict:
+        from allocation.publishing import publish as publish_round
+        decision = ti.xcom_pull(task_ids="approve")  # None when the demo marks approve as success
+        log.info("approval: %s", decision or "no recorded response (approval task marked success)")
+        result = publish_round(Path(a["out_dir"]), vc.publish_root())
+        log.info("PUBLISHED round %s version v%s at %s", result["round_id"], result["version"], result["path"])
+        outlet_events[PUBLISHED].extra = {k: result[k] for k in ("round_id", "version", "path")}
+        return result
+
+    allocated = allocate(score(validate()))
+    allocated >> needs_approval() >> approve
+    approve >> publish(allocated)
+
+
+allocation_round()

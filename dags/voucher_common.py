@@ -1,0 +1,234 @@
+"""Shared helpers for the voucher DAGs: where things live, and what officers read.
+
+Not a DAG file: plain Python, importable because Airflow puts the DAGs folder on sys.path, and
+callable from tests directly.
+
+Locations (environment variables, defaults under the project):
+  VOUCHER_ROUNDS_ROOT   round folders the DAG may read       <project>/data/rounds
+  VOUCHER_RUNS_ROOT     one work folder per DAG run           <project>/airflow-home/runs
+  VOUCHER_PUBLISH_ROOT  published versions + index.json       <project>/airflow-home/published
+  VOUCHER_ALERT_EMAIL   optional: also e-mail failure notices (needs apache-airflow-providers-smtp)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+log = logging.getLogger("voucher.common")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _root(var: str, default: Path) -> Path:
+    return Path(os.environ.get(var) or default).expanduser().resolve()
+
+
+def rounds_root() -> Path:
+    return _root("VOUCHER_ROUNDS_ROOT", PROJECT_ROOT / "data" / "rounds")
+
+
+def runs_root() -> Path:
+    return _root("VOUCHER_RUNS_ROOT", PROJECT_ROOT / "airflow-home" / "runs")
+
+
+def publish_root() -> Path:
+    return _root("VOUCHER_PUBLISH_ROOT", PROJECT_ROOT / "airflow-home" / "published")
+
+
+def published_asset():
+    """The Asset allocation_round's publish task updates and results_index is scheduled on."""
+    from airflow.sdk import Asset
+    return Asset(name="published_round", uri=f"file://{publish_root()}")
+
+
+def available_rounds() -> list[str]:
+    """Round folders (those with a round.toml) directly under the rounds root, at parse time."""
+    root = rounds_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "round.toml").is_file() and _NAME.match(p.name))
+
+
+def resolve_round(value: str) -> Path:
+    """A round folder name under the rounds root, or an absolute path that resolves inside it.
+
+    Raises ValueError for anything else (relative paths with '/', '..', symlinks leading out).
+    """
+    root = rounds_root()
+    value = (value or "").strip()
+    if _NAME.match(value):
+        candidate = (root / value).resolve()
+    elif value.startswith("/"):
+        candidate = Path(value).resolve()
+    else:
+        raise ValueError(f"round {value!r}: give a folder name under {root} or an absolute path inside it")
+    if candidate == root or not candidate.is_relative_to(root):
+        raise ValueError(f"round {value!r} resolves to {candidate}, which is outside the rounds root {root}")
+    if not candidate.is_dir():
+        raise ValueError(f"round folder {candidate} does not exist (rounds available: "
+                         f"{', '.join(available_rounds()) or 'none'})")
+    return candidate
+
+
+def sanitise(text: str) -> str:
+    """A string safe as one path component (run ids contain ':' and '+')."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return cleaned or "run"
+
+
+def run_dir(round_dir: Path, run_id: str) -> Path:
+    """RUNS_ROOT/<round folder>/<run id>/ — one work folder per DAG run."""
+    key = sanitise(str(round_dir.relative_to(rounds_root())).replace("/", "__"))
+    return runs_root() / key / sanitise(run_id)
+
+
+def reset_dir(path: Path) -> Path:
+    """Empty the run folder so a re-run of validate never mixes with stale files."""
+    root = runs_root()
+    if not path.resolve().is_relative_to(root) or path.resolve() == root:
+        raise ValueError(f"refusing to clear {path}: not inside {root}")
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def _atomic_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --- What officers read ----------------------------------------------------------
+
+def _counts(d: dict | None) -> str:
+    items = sorted((d or {}).items(), key=lambda kv: (-kv[1], str(kv[0])))
+    return ", ".join(f"{k}={v}" for k, v in items) or "none"
+
+
+def log_quality(out_dir: Path, stage: str) -> dict:
+    """Log the data-quality numbers already written to quality.json, one readable line each."""
+    path = Path(out_dir) / "quality.json"
+    quality = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    intake = quality.get("intake", {})
+    if stage == "validate" and intake:
+        log.info("DATA QUALITY applications in: %s | eligible: %s | request rows accepted: %s | "
+                 "review rows accepted: %s", intake.get("applications"), intake.get("eligible"),
+                 intake.get("request_rows_accepted"), intake.get("review_rows_accepted"))
+        log.info("DATA QUALITY rows with issues by file: %s", _counts(intake.get("rows_with_issues_by_file")))
+        log.info("DATA QUALITY ineligible by reason: %s", _counts(intake.get("ineligible_by_reason")))
+        log.info("DATA QUALITY issues by file:code (%s in total): %s", intake.get("issues"),
+                 _counts(intake.get("issues_by_file_and_code")))
+    outcomes = quality.get("outcomes", {})
+    if stage == "allocate" and outcomes:
+        log.info("OUTCOMES by status: %s", _counts(outcomes.get("by_status")))
+        log.info("OUTCOMES by reason: %s", _counts(outcomes.get("by_reason")))
+    return quality
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def _krw(x) -> str:
+    return "n/a" if x is None else f"₩{int(x):,}"
+
+
+def approval_markdown(report: dict, out_dir: Path) -> str:
+    """What the approving officer sees in the Required Actions page."""
+    s = report.get("summary", {})
+    gap = report.get("gap")
+    lines = [
+        f"### Round {report.get('round_id')}: allocation ready for approval",
+        "",
+        "| | |", "|---|---|",
+        f"| Funded | **{s.get('funded')}** of {s.get('applications')} applications |",
+        f"| Awarded (budget share) | {_krw(s.get('awarded_krw'))} of {_krw(s.get('budget_krw'))} "
+        f"(**{_pct(s.get('budget_used_share'))}** used) |",
+        f"| SME co-pay | {_krw(s.get('copay_krw'))} |",
+        f"| Score cut-off | {s.get('score_cutoff')} |",
+        f"| Solver | {report.get('status')}, gap {'n/a' if gap is None else f'{100 * gap:.2f} %'} |",
+        "", "**GPU utilisation**", "",
+        "| GPU | awarded h | capacity h | used |", "|---|---:|---:|---:|",
+    ]
+    for gpu, used in (s.get("gpu_utilisation") or {}).items():
+        lines.append(f"| {gpu} | {s.get('gpu_hours_awarded', {}).get(gpu, 0):,} | "
+                     f"{s.get('gpu_hours_capacity', {}).get(gpu, 0):,} | {_pct(used)} |")
+    lines += ["", "**Quotas** (share of awarded budget)", "", "| quota | share | minimum |", "|---|---:|---:|"]
+    for q in (report.get("limits") or {}).get("quotas") or []:
+        lines.append(f"| {q.get('quota')} | {_pct(q.get('share'))} | {_pct(q.get('min_share'))} |")
+    lines += ["", f"**Outcomes:** {_counts(s.get('by_status'))}",
+              "", f"**Top reasons:** {_counts(dict(list(sorted((s.get('by_reason') or {}).items(), key=lambda kv: -kv[1]))[:6]))}"]
+    for w in report.get("warnings") or []:
+        lines.append(f"\n> ⚠ {w}")
+    lines += ["", f"Full results: `{out_dir}` (outcomes.csv, awards.csv, solution.json).",
+              "", "**Approve** publishes a new version of the award list; **Reject** publishes nothing."]
+    return "\n".join(lines)
+
+
+# --- Notifications ------------------------------------------------------------
+
+def notify(subject: str, message: str, context: dict | None = None) -> None:
+    """Log, append to RUNS_ROOT/notifications.log, and e-mail if VOUCHER_ALERT_EMAIL is set."""
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    log.error("NOTIFICATION %s: %s", subject, message)
+    root = runs_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "notifications.log", "a", encoding="utf-8") as handle:
+        handle.write(f"{stamp}\t{subject}\t{message}\n")
+    email = os.environ.get("VOUCHER_ALERT_EMAIL")
+    if email and context is not None:
+        try:
+            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+            SmtpNotifier(to=email, subject=subject, html_content=f"<pre>{message}</pre>")(context)
+        except Exception as exc:  # the notice is already logged and on disk
+            log.warning("e-mail to %s not sent (%s: %s)", email, type(exc).__name__, exc)
+
+
+def on_task_failure(context) -> None:
+    """Task on_failure_callback: one clear line per failed task (after its last retry)."""
+    ti, run = context.get("ti"), context.get("dag_run")
+    exc = context.get("exception")
+    notify(f"[voucher] {ti.dag_id}.{ti.task_id} FAILED",
+           f"run {getattr(run, 'run_id', '?')} conf={getattr(run, 'conf', {})} try {ti.try_number}: "
+           f"{type(exc).__name__ if exc else 'error'}: {exc}", context)
+
+
+def on_deadline_missed(context: dict | None = None, **kwargs) -> None:
+    """DeadlineAlert callback (runs in the executor; context holds the dag_run as JSON)."""
+    run = (context or {}).get("dag_run", {})
+    deadline = (context or {}).get("deadline", {})
+    notify(f"[voucher] {run.get('dag_id', '?')} run {run.get('dag_run_id', '?')} missed its deadline",
+           f"state {run.get('state')} at deadline {deadline.get('deadline_time')}; conf={run.get('conf')}. "
+           f"Check the Required Actions page (approval pending?) and the task logs.")
+
+
+# --- Published index --------------------------------------------------------------
+
+def refresh_index(root: Path | None = None) -> dict:
+    """Rewrite PUBLISH_ROOT/index.json from the folders on disk (idempotent)."""
+    root = root or publish_root()
+    rounds = {}
+    for round_root in sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")):
+        versions = sorted(int(v.name[1:]) for v in round_root.glob("v*")
+                          if v.is_dir() and v.name[1:].isdigit() and (v / "manifest.json").is_file())
+        if versions:
+            latest = round_root / f"v{versions[-1]}"
+            pages = [latest / n for n in ("report.html", "awards_public.html") if (latest / n).is_file()]
+            rounds[round_root.name] = {
+                "versions": versions, "latest": versions[-1], "latest_path": str(latest),
+                "results_page": str(pages[0]) if pages else None,
+                "award_list": str(latest / "awards_public.csv"),
+                "applicant_lookup": str(latest / "index.html") if (latest / "index.html").is_file() else None,
+            }
+    index = {"publish_root": str(root), "rounds": rounds}
+    root.mkdir(parents=True, exist_ok=True)
+    _atomic_json(root / "index.json", index)
+    return index

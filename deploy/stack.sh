@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The production profile on one machine: PostgreSQL metadata DB, CeleryExecutor with Redis,
+# api-server, scheduler, dag-processor, triggerer and N Celery workers — the same components an
+# operator runs on several hosts.
+#   deploy/stack.sh start    migrate the DB, create the solver pool, start every component
+#   deploy/stack.sh stop     stop them all (TERM, then KILL after 30 s)
+#   deploy/stack.sh status   which components run
+#   deploy/stack.sh env      print the environment (source it: eval "$(deploy/stack.sh env)")
+# State (logs, pids, secrets, runs, published rounds) lives in $VOUCHER_STACK_HOME
+# (default <project>/airflow-prod, git-ignored).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+export AIRFLOW_HOME="${VOUCHER_STACK_HOME:-$ROOT/airflow-prod}"
+export AIRFLOW_CONFIG="$ROOT/airflow.cfg"
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"   # AIRFLOW_HOME may live anywhere
+STATE="$AIRFLOW_HOME/stack"
+
+load_env() {
+    mkdir -p "$AIRFLOW_HOME/secrets" "$STATE"
+    chmod 700 "$AIRFLOW_HOME/secrets"
+    set -a
+    # shellcheck disable=SC1091
+    source "$ROOT/deploy/production.env"
+    set +a
+    (umask 077; "$VENV/bin/python" - "$AIRFLOW_HOME" <<'PYEOF'
+import json, secrets, sys
+from pathlib import Path
+from cryptography.fernet import Fernet
+home = Path(sys.argv[1])
+for name, make in (("fernet_key", lambda: Fernet.generate_key().decode()),
+                   ("jwt_secret", lambda: secrets.token_urlsafe(48)),
+                   ("api_secret_key", lambda: secrets.token_urlsafe(48))):
+    f = home / "secrets" / name
+    if not f.exists() or not f.read_text().strip():
+        f.write_text(make() + "\n")
+pw = home / "passwords.json.generated"
+users = json.loads(pw.read_text() or "{}") if pw.exists() else {}
+alphabet = "abcdefghkmnpqrstuvwxyzABCDEFGHKMNPQRSTUVWXYZ23456789"
+for user in ("officer", "operator", "admin"):
+    users.setdefault(user, "".join(secrets.choice(alphabet) for _ in range(16)))
+pw.write_text(json.dumps(users, indent=2) + "\n")
+PYEOF
+    )
+    AIRFLOW__CORE__FERNET_KEY="$(cat "$AIRFLOW_HOME/secrets/fernet_key")"
+    AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$AIRFLOW_HOME/secrets/jwt_secret")"
+    AIRFLOW__API__SECRET_KEY="$(cat "$AIRFLOW_HOME/secrets/api_secret_key")"
+    export AIRFLOW__CORE__FERNET_KEY AIRFLOW__API_AUTH__JWT_SECRET AIRFLOW__API__SECRET_KEY
+    export VOUCHER_RUNS_ROOT="${VOUCHER_RUNS_ROOT:-$AIRFLOW_HOME/runs}"
+    export VOUCHER_PUBLISH_ROOT="${VOUCHER_PUBLISH_ROOT:-$AIRFLOW_HOME/published}"
+}
+
+ensure_database() {
+    if ! psql -h "$VOUCHER_PG_HOST" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$VOUCHER_PG_DB'" \
+        | grep -q 1; then
+        echo "==> creating PostgreSQL database $VOUCHER_PG_DB"
+        psql -h "$VOUCHER_PG_HOST" -U postgres -qc "CREATE DATABASE \"$VOUCHER_PG_DB\""
+    fi
+}
+
+start_component() {  # name, then the airflow arguments; each in its own process group
+    local name="$1"; shift
+    if [ -f "$STATE/$name.pid" ] && kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null; then
+        echo "    $name already running (pid $(cat "$STATE/$name.pid"))"; return
+    fi
+    setsid "$VENV/bin/airflow" "$@" >"$STATE/$name.log" 2>&1 < /dev/null &
+    echo $! > "$STATE/$name.pid"
+    echo "    $name started (pid $!, log $STATE/$name.log)"
+}
+
+wait_for_api() {
+    for _ in $(seq 1 120); do
+        if "$VENV/bin/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$VOUCHER_API_PORT/api/v2/monitor/health', timeout=2)" 2>/dev/null; then
+            return 0
+        fi
+        sleep 1
+    done
+    echo "api-server did not answer on port $VOUCHER_API_PORT; see $STATE/api-server.log" >&2
+    return 1
+}
+
+start() {
+    load_env
+    ensure_database
+    echo "==> airflow db migrate ($VOUCHER_PG_DB on $VOUCHER_PG_HOST)"
+    "$VENV/bin/airflow" db migrate >"$STATE/db-migrate.log" 2>&1 || { cat "$STATE/db-migrate.log"; exit 1; }
+    "$VENV/bin/airflow" pools set solver "$VOUCHER_WORKERS" \
+        "Allocation solver: one slot per Celery worker" >/dev/null
+    echo "==> starting components"
+    start_component api-server api-server --port "$VOUCHER_API_PORT"
+    start_component scheduler scheduler
+    start_component dag-processor dag-processor
+    start_component triggerer triggerer
+    for i in $(seq 1 "$VOUCHER_WORKERS"); do
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=$((8793 + i)) \
+            start_component "worker$i" celery worker --celery-hostname "worker$i@%h"
+    done
+    wait_for_api
+    echo "==> stack up: http://127.0.0.1:$VOUCHER_API_PORT (logins in $AIRFLOW_HOME/passwords.json.generated)"
+}
+
+stop() {
+    shopt -s nullglob
+    local pids=()
+    for f in "$STATE"/*.pid; do
+        pid="$(cat "$f")"
+        if kill -0 "$pid" 2>/dev/null; then kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); fi
+    done
+    for _ in $(seq 1 30); do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 1
+    done
+    for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+    rm -f "$STATE"/*.pid
+    echo "==> stack stopped"
+}
+
+status() {
+    shopt -s nullglob
+    for f in "$STATE"/*.pid; do
+        name="$(basename "$f" .pid)"; pid="$(cat "$f")"
+        if kill -0 "$pid" 2>/dev/null; then echo "$name running (pid $pid)"; else echo "$name DEAD (pid $pid)"; fi
+    done
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    env) load_env >/dev/null; env | grep -E '^(AIRFLOW|VOUCHER)_' | sed 's/^/export /' ;;
+    *) sed -n '2,11p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,137 @@
+"""The static results page in headless Chromium (Debian's /usr/bin/chromium via playwright).
+
+Serves a published version on 127.0.0.1, looks up an awarded and a not-funded applicant with
+the right code (their outcome is shown) and one with a wrong code (nothing is revealed), and
+checks the page fetched nothing but lookup.json and the single r/ file it derived.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import subprocess
+import threading
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from allocation import lookup
+from tests import test_publishing_support as support
+
+CHROMIUM = Path("/usr/bin/chromium")
+ENSURE = Path(__file__).with_name("ensure_chromium.sh")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    result = subprocess.run(["bash", str(ENSURE)], capture_output=True, text=True, timeout=900)
+    if result.returncode != 0 or not CHROMIUM.is_file():
+        pytest.skip(f"Debian's chromium could not be installed ({ENSURE.name} exit "
+                    f"{result.returncode}): {result.stderr.strip()[-400:]}")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the playwright package is missing (pip install -e '.[test]')")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The published v1 served on 127.0.0.1 (http.server in a thread)."""
+    version = support.published_sample(tmp_path_factory)
+    handler = functools.partial(_QuietHandler, directory=str(version))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield version, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def _lookup(browser, base: str, application_id: str, code: str, screenshot: Path | None = None):
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    requests, errors = [], []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/index.html")
+    page.fill("#application-id", application_id)
+    page.fill("#receipt-code", code)
+    page.click("#lookup-button")
+    page.wait_for_selector("#result[data-outcome]", timeout=30_000)
+    outcome = page.get_attribute("#result", "data-outcome")
+    text = page.inner_text("#result")
+    if screenshot is not None:
+        page.screenshot(path=str(screenshot), full_page=True)
+    page.close()
+    return outcome, text, requests, errors
+
+
+def _is_png(path: Path) -> bool:
+    data = path.read_bytes()
+    return len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lookup_page_shows_own_outcome_and_nothing_for_wrong_code(browser, site, tmp_path,
+                                                                   tmp_path_factory):
+    version, base = site
+    out = support.solved_sample(tmp_path_factory)
+    codes = support.receipt_codes(out)
+    outcomes = pl.read_parquet(out / "outcomes.parquet")
+    awarded = outcomes.filter(pl.col("status") == "awarded").row(0, named=True)
+    not_funded = outcomes.filter(pl.col("status") == "not_selected").row(0, named=True)
+
+    # awarded, with the right code (spaces and lower case are forgiven, as in Python)
+    code = codes[awarded["application_id"]]
+    shot = tmp_path / "awarded.png"
+    outcome, text, requests, errors = _lookup(browser, base, f" {awarded['application_id']} ",
+                                              f" {code.lower()} ", shot)
+    assert errors == []
+    assert outcome == "awarded", text
+    assert "선정" in text and "Awarded" in text
+    assert f"₩{awarded['awarded_krw']:,}" in text and f"₩{awarded['copay_krw']:,}" in text
+    assert awarded["company_name"] in text
+    expected = lookup.lookup_result(version, awarded["application_id"], code)
+    assert expected["explanation"]["ko"] in text and expected["explanation"]["en"] in text
+    fetched = sorted(u.removeprefix(base) for u in requests)
+    assert all(u.startswith(base) for u in requests), requests            # nothing off this server
+    r_files = [u for u in fetched if u.startswith("/r/")]
+    assert len(r_files) == 1 and set(fetched) - set(r_files) == {"/index.html", "/lookup.json"}, fetched
+    assert _is_png(shot)
+
+    # not funded, with the right code
+    shot = tmp_path / "not_selected.png"
+    outcome, text, _, errors = _lookup(browser, base, not_funded["application_id"],
+                                       codes[not_funded["application_id"]], shot)
+    assert errors == []
+    assert outcome == "not_selected", text
+    assert "미선정" in text and "Not selected" in text
+    expected = lookup.lookup_result(version, not_funded["application_id"],
+                                    codes[not_funded["application_id"]])
+    assert expected["explanation"]["en"] in text
+    assert _is_png(shot)
+
+    # wrong code: "not found", nothing about the applicant
+    shot = tmp_path / "wrong_code.png"
+    outcome, text, requests, errors = _lookup(browser, base, awarded["application_id"],
+                                              "WRONG-CODE-123", shot)
+    assert outcome == "notfound", text
+    assert "Not found" in text and "조회 결과가 없습니다" in text
+    assert awarded["company_name"] not in text and "Awarded" not in text and "₩" not in text
+    assert [e for e in errors if "404" not in e] == []   # the missing r/ file is a plain 404
+    assert _is_png(shot)

@@ -1,0 +1,146 @@
+"""The DAGs folder parses cleanly and the DAGs are wired as decided (no DB, no task runs)."""
+
+from __future__ import annotations
+
+import configparser
+import copy
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.dags.conftest import PROJECT, ROUNDS
+
+TRANSIENT = {"score", "allocate", "publish"}
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert {"allocation_round", "results_index"} <= set(dagbag.dags)
+
+
+def test_round_dag_shape(dagbag):
+    dag = dagbag.dags["allocation_round"]
+    assert dag.schedule is None  # manual trigger only
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "validate", "score", "allocate", "needs_approval", "approve", "publish"]
+    assert dag.get_task("publish").upstream_task_ids == {"allocate", "approve"}
+    outlets = dag.get_task("publish").outlets
+    assert [a.name for a in outlets] == ["published_round"]
+    index_dag = dagbag.dags["results_index"]
+    assert [a.name for a in index_dag.timetable.asset_condition.objects] == ["published_round"]
+
+
+def test_round_run_has_a_deadline_alert(monkeypatch):
+    from airflow.dag_processing.dagbag import BundleDagBag
+    from airflow.sdk import DeadlineReference
+
+    monkeypatch.setenv("VOUCHER_DEADLINE_HOURS", "36")
+    dags = PROJECT / "dags"
+    bag = BundleDagBag(dag_folder=dags / "allocation_round.py", bundle_path=dags, bundle_name="dags-folder")
+    (alert,) = bag.dags["allocation_round"].deadline
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert alert.interval.total_seconds() == 36 * 3600
+    assert alert.callback.path == "voucher_common.on_deadline_missed"
+
+
+def test_deadline_callback_writes_a_notification(vc, runs_root):
+    vc.on_deadline_missed(context={"dag_run": {"dag_id": "allocation_round", "dag_run_id": "r1", "state": "running"},
+                                   "deadline": {"deadline_time": "2026-01-01T00:00:00+00:00"}})
+    assert "allocation_round run r1 missed its deadline" in (runs_root / "notifications.log").read_text()
+
+
+def test_every_task_has_owner_retries_and_failure_notice(dagbag):
+    for dag in dagbag.dags.values():
+        for t in dag.tasks:
+            assert t.owner == "voucher-ops", t.task_id
+            assert t.on_failure_callback, t.task_id
+    dag = dagbag.dags["allocation_round"]
+    assert dag.get_task("validate").retries == 0       # bad input (RoundError) is final
+    assert dag.get_task("approve").retries == 0        # a human decision is never retried
+    for task_id in TRANSIENT:
+        t = dag.get_task(task_id)
+        assert t.retries == 2 and t.retry_exponential_backoff > 0, task_id
+
+
+def test_params_are_typed_form_fields(dagbag):
+    params = dagbag.dags["allocation_round"].params
+    schemas = {k: params.get_param(k).schema for k in params}
+    assert set(schemas) == {"round", "budget_krw_override", "time_limit_s", "dry_run"}
+    assert all("type" in s and "title" in s for s in schemas.values())
+    assert schemas["round"]["type"] == "string" and "sample" in schemas["round"]["examples"]
+    assert schemas["budget_krw_override"]["type"] == ["null", "integer"]
+    assert schemas["budget_krw_override"]["minimum"] == 0
+    assert (schemas["time_limit_s"]["minimum"], schemas["time_limit_s"]["maximum"]) == (1, 3600)
+    assert schemas["dry_run"]["type"] == "boolean"
+    assert params["round"] == "sample" and params["time_limit_s"] == 60 and params["dry_run"] is False
+
+
+def test_params_reject_bad_values(dagbag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = dagbag.dags["allocation_round"].params
+
+    def with_conf(conf: dict) -> dict:  # what a trigger with this conf does
+        p = copy.deepcopy(params)
+        p.update(conf)
+        return p.validate()
+
+    assert with_conf({"round": "/abs/path", "budget_krw_override": 10})["budget_krw_override"] == 10
+    for bad in ({"time_limit_s": 0}, {"time_limit_s": 4000}, {"budget_krw_override": -1},
+                {"budget_krw_override": "lots"}, {"round": "../etc"}, {"dry_run": "yes"}):
+        with pytest.raises(ParamValidationError):
+            with_conf(bad)
+
+
+def test_round_paths_stay_inside_the_rounds_root(vc, tmp_path):
+    assert vc.resolve_round("sample") == (ROUNDS / "sample").resolve()
+    assert vc.resolve_round(str(ROUNDS / "sample")) == (ROUNDS / "sample").resolve()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (ROUNDS / "escape").symlink_to(outside)
+    try:
+        for bad in ("../sample", str(ROUNDS / ".." / "rounds" / ".." / "x"), "/etc", str(ROUNDS),
+                    "sub/dir", "escape", str(ROUNDS / "escape"), "missing", ""):
+            with pytest.raises(ValueError):
+                vc.resolve_round(bad)
+    finally:
+        (ROUNDS / "escape").unlink()
+    assert vc.sanitise("manual__2026-01-01T00:00:00+00:00") == "manual__2026-01-01T00_00_00_00_00"
+
+
+def test_validate_starts_from_an_empty_run_folder(vc, runs_root):
+    run = vc.run_dir((ROUNDS / "sample").resolve(), "manual__2026-01-01T00:00:00+00:00")
+    assert run == runs_root / "sample" / "manual__2026-01-01T00_00_00_00_00"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "outcomes.csv").write_text("stale")
+    assert list(vc.reset_dir(run).iterdir()) == []
+    with pytest.raises(ValueError):
+        vc.reset_dir(ROUNDS / "sample")   # never outside the runs root
+
+
+def test_airflow_cfg_is_portable_and_holds_no_secret():
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(PROJECT / "airflow.cfg")
+    home = "/any/clone/airflow-home"
+    dags = os.path.expandvars(cfg["core"]["dags_folder"].replace("$AIRFLOW_HOME", home))
+    assert Path(os.path.normpath(dags)) == Path("/any/clone/dags")
+    assert cfg["core"]["load_examples"] == "False" and cfg["core"]["executor"] == "LocalExecutor"
+    assert "$AIRFLOW_HOME" in cfg["database"]["sql_alchemy_conn"]
+    users = dict(u.split(":") for u in cfg["core"]["simple_auth_manager_users"].split(","))
+    assert users == {"officer": "user", "operator": "op", "admin": "admin"}
+    for section, key in (("core", "fernet_key"), ("api_auth", "jwt_secret"), ("api", "secret_key")):
+        assert not cfg.has_option(section, key)
+
+
+def test_approval_summary_reads_well(vc):
+    report = {"round_id": "2026-R1", "status": "optimal", "gap": 0.0,
+              "summary": {"funded": 3, "applications": 5, "awarded_krw": 80, "budget_krw": 100,
+                          "budget_used_share": 0.8, "gpu_utilisation": {"H100": 0.5},
+                          "gpu_hours_awarded": {"H100": 10}, "gpu_hours_capacity": {"H100": 20},
+                          "by_status": {"awarded": 3, "not_selected": 2}, "by_reason": {"budget_exhausted": 2}},
+              "limits": {"quotas": [{"quota": "first_time", "share": 0.31, "min_share": 0.3}]}}
+    md = vc.approval_markdown(report, Path("/runs/x"))
+    for text in ("**3** of 5", "80.0 %", "| H100 | 10 | 20 | 50.0 % |", "| first_time | 31.0 % | 30.0 % |",
+                 "budget_exhausted=2", "gap 0.00 %"):
+        assert text in md, text

@@ -1,0 +1,177 @@
+"""Production profile for real: PostgreSQL + CeleryExecutor (Redis), driven through /api/v2.
+
+Starts deploy/stack.sh on a fresh database, triggers the round DAG with its params through the
+REST API, approves through the HITL API and checks the published files against a direct run.
+Skips only when PostgreSQL or Redis is not reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import polars as pl
+import pytest
+import requests
+
+from allocation import pipeline, publishing
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "allocation_round"
+PORT = 28181
+
+
+def _reachable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+pytestmark = pytest.mark.skipif(
+    not (_reachable(5432) and _reachable(6379)),
+    reason="production-profile test needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379")
+
+
+class Api:
+    def __init__(self, base: str, user: str, password: str):
+        self.base = base
+        token = requests.post(f"{base}/auth/token", json={"username": user, "password": password},
+                              timeout=30).json()["access_token"]
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def call(self, method: str, path: str, **kwargs):
+        response = self.session.request(method, f"{self.base}/api/v2{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def task_instances(self, run_id: str) -> dict[str, dict]:
+        data = self.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+        return {ti["task_id"]: ti for ti in data["task_instances"]}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    home = tmp_path_factory.mktemp("stack")
+    env = {**os.environ, "VOUCHER_STACK_HOME": str(home), "VOUCHER_PG_DB": f"voucher_test_{uuid.uuid4().hex[:8]}",
+           "VOUCHER_API_PORT": str(PORT), "VOUCHER_RETRY_DELAY_S": "1",
+           "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20"}
+    script = str(ROOT / "deploy" / "stack.sh")
+    subprocess.run([script, "start"], env=env, check=True, timeout=300)
+    try:
+        users = json.loads((home / "passwords.json.generated").read_text())
+        api = Api(f"http://127.0.0.1:{PORT}", "officer", users["officer"])
+        deadline = time.time() + 180
+        while True:  # the dag-processor parses dags/ on its own schedule
+            try:
+                api.call("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+                break
+            except requests.HTTPError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(2)
+        yield {"api": api, "home": home, "env": env}
+    finally:
+        subprocess.run([script, "stop"], env=env, timeout=120)
+        db = env["VOUCHER_PG_DB"]
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f'DROP DATABASE IF EXISTS "{db}"'],
+                       timeout=60)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """What the embedded default produces for the sample round: the same pipeline, in-process."""
+    base = tmp_path_factory.mktemp("reference")
+    pipeline.run_round(ROOT / "data" / "rounds" / "sample", base / "out")
+    info = publishing.publish(base / "out", base / "published")
+    return base / "out", Path(info["path"])
+
+
+def trigger_and_approve(api: Api, conf: dict, on_running=None, timeout: float = 600) -> tuple[str, dict]:
+    run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
+    run_id = run["dag_run_id"]
+    approved = False
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        tis = api.task_instances(run_id)
+        if on_running is not None:
+            on_running(tis)
+        approve = tis.get("approve", {})
+        if not approved and approve.get("state") in ("deferred", "awaiting_input"):
+            api.call("PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails",
+                     json={"chosen_options": ["Approve"], "params_input": {}})
+            approved = True
+        state = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
+        if state in ("success", "failed"):
+            return state, api.task_instances(run_id)
+        time.sleep(0.3)
+    raise TimeoutError(f"run {run_id} did not finish in {timeout} s: {api.task_instances(run_id)}")
+
+
+def published_version(home: Path) -> Path:
+    versions = sorted((home / "published" / "2026-R1").glob("v*"))
+    assert versions, "nothing published"
+    return versions[-1]
+
+
+def assert_same_publication(got: Path, expected: Path) -> None:
+    for name in ("awards_public.csv", "awards_public.parquet", "awards_public.html"):
+        assert (got / name).read_bytes() == (expected / name).read_bytes(), name
+    assert publishing.verify(got) == []
+
+
+def test_round_published_by_celery_workers(stack, reference):
+    api, home = stack["api"], stack["home"]
+    state, tis = trigger_and_approve(api, {"round": "sample", "time_limit_s": 60, "dry_run": False,
+                                           "budget_krw_override": None})
+    assert state == "success", {k: v["state"] for k, v in tis.items()}
+    assert tis["publish"]["state"] == "success"
+    assert tis["allocate"]["pool"] == "solver"
+    assert tis["allocate"]["executor"] in (None, "CeleryExecutor") or "Celery" in str(tis["allocate"])
+    out_ref, pub_ref = reference
+    assert_same_publication(published_version(home), pub_ref)
+    run_out = next((home / "runs").rglob("outcomes.parquet")).parent
+    assert pl.read_parquet(run_out / "outcomes.parquet").equals(pl.read_parquet(out_ref / "outcomes.parquet"))
+
+
+def _worker_of(pid: int, home: Path) -> Path | None:
+    """The worker pid file whose process is an ancestor of pid."""
+    workers = {int(p.read_text()): p for p in (home / "stack").glob("worker*.pid")}
+    while pid > 1:
+        if pid in workers:
+            return workers[pid]
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return None
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return None
+
+
+def test_killed_worker_task_is_retried_on_the_other(stack, reference):
+    api, home = stack["api"], stack["home"]
+    shutil.rmtree(home / "published", ignore_errors=True)
+    killed: dict = {}
+
+    def kill_allocating_worker(tis):
+        ti = tis.get("allocate", {})
+        if killed or ti.get("state") != "running" or not ti.get("pid"):
+            return
+        worker = _worker_of(int(ti["pid"]), home)
+        if worker is None:
+            return
+        os.killpg(int(worker.read_text()), signal.SIGKILL)
+        killed.update(worker=worker.stem, try_number=ti["try_number"])
+
+    state, tis = trigger_and_approve(api, {"round": "sample"}, on_running=kill_allocating_worker)
+    assert killed, "allocate finished before a worker could be killed"
+    assert state == "success", {k: v["state"] for k, v in tis.items()}
+    assert tis["allocate"]["try_number"] > killed["try_number"]
+    assert_same_publication(published_version(home), reference[1])
