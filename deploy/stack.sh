@@ -23,25 +23,7 @@ load_env() {
     # shellcheck disable=SC1091
     source "$ROOT/deploy/production.env"
     set +a
-    (umask 077; "$VENV/bin/python" - "$AIRFLOW_HOME" <<'PYEOF'
-import json, secrets, sys
-from pathlib import Path
-from cryptography.fernet import Fernet
-home = Path(sys.argv[1])
-for name, make in (("fernet_key", lambda: Fernet.generate_key().decode()),
-                   ("jwt_secret", lambda: secrets.token_urlsafe(48)),
-                   ("api_secret_key", lambda: secrets.token_urlsafe(48))):
-    f = home / "secrets" / name
-    if not f.exists() or not f.read_text().strip():
-        f.write_text(make() + "\n")
-pw = home / "passwords.json.generated"
-users = json.loads(pw.read_text() or "{}") if pw.exists() else {}
-alphabet = "abcdefghkmnpqrstuvwxyzABCDEFGHKMNPQRSTUVWXYZ23456789"
-for user in ("officer", "operator", "admin"):
-    users.setdefault(user, "".join(secrets.choice(alphabet) for _ in range(16)))
-pw.write_text(json.dumps(users, indent=2) + "\n")
-PYEOF
-    )
+    "$VENV/bin/python" "$ROOT/deploy/make_secrets.py" "$AIRFLOW_HOME"
     AIRFLOW__CORE__FERNET_KEY="$(cat "$AIRFLOW_HOME/secrets/fernet_key")"
     AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$AIRFLOW_HOME/secrets/jwt_secret")"
     AIRFLOW__API__SECRET_KEY="$(cat "$AIRFLOW_HOME/secrets/api_secret_key")"
