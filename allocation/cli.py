@@ -1,4 +1,4 @@
-"""`voucher` command line: validate, allocate, publish, lookup, diff, generate.
+"""`voucher` command line: validate, allocate, publish, lookup, diff, refill, appeal, generate.
 
 Exit codes: 0 done; 1 `validate --strict` found problems; 2 the round cannot run
 (the message says why); 3 internal error (re-run with --debug for the traceback).
@@ -15,7 +15,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from allocation import intake, lookup, pipeline, publishing, publishing_diff, synthetic
+from allocation import intake, lifecycle, lookup, pipeline, publishing, publishing_diff, synthetic
 from allocation.config import load_config
 from allocation.errors import RoundError
 
@@ -139,6 +139,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
         raise RoundError(str(exc)) from None
 
 
+def cmd_lifecycle(args: argparse.Namespace) -> int:
+    return lifecycle.cli_lifecycle(args.round_dir, args.previous, args.out, as_of=args.as_of,
+                                   responses=args.responses, appeals=args.appeals,
+                                   require_appeals=args.command == "appeal", time_limit_s=args.time_limit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voucher", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -175,6 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("new", type=Path)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_diff)
+
+    for name, text in (("refill", "re-allocate freed awards after acceptances/declines/lapses"),
+                       ("appeal", "apply appeal decisions (upheld appeals re-score and re-allocate)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("round_dir", type=Path)
+        p.add_argument("--previous", type=Path, required=True,
+                       help="the previous run folder, published version, or published round folder (latest)")
+        p.add_argument("--out", type=Path, required=True)
+        p.add_argument("--as-of", help="YYYY-MM-DD: the date deadlines are judged at (default today)")
+        p.add_argument("--responses", help="responses file name in the round folder (default responses.csv)")
+        p.add_argument("--appeals", help="appeals file name in the round folder (default appeals.csv)")
+        p.add_argument("--time-limit", type=float)
+        p.set_defaults(func=cmd_lifecycle)
 
     # handled by synthetic.main (see main below); listed here for --help
     sub.add_parser("generate", help="write a synthetic round folder (tests, benchmarks); "

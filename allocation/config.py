@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import date
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Literal
@@ -97,10 +98,25 @@ BUILTIN_GROUPS: dict[str, GroupRule] = {
 
 
 class SolverSection(_Section):
-    strategy: Literal["auto", "cpsat"] = "auto"
+    strategy: Literal["auto", "cpsat", "lp_guided"] = "auto"
     time_limit_s: Annotated[float, Field(gt=0)] = 60.0
     workers: Annotated[int, Field(ge=1, le=64)] = 1   # 1 = plain deterministic search (fastest on rounds up to ~10k)
     seed: int = 0
+
+
+class LifecycleSection(_Section):
+    """After publication: acceptance deadline and the reserve for refills and appeals."""
+
+    # Awards of the first publication not accepted by this date lapse (None: they never lapse).
+    accept_by: date | None = None
+    # Awards first offered by a refill or an appeal must be accepted within this many days of
+    # that version's as-of date (and never before accept_by).
+    accept_within_days: Annotated[int, Field(ge=0, le=365)] = 14
+    # Share of the budget and of each GPU type's hours the first allocation may not use;
+    # only refills and upheld appeals can.
+    reserve_share: Annotated[float, Field(ge=0, le=0.5)] = 0.0
+    # When applications opened (informational, shown in reports).
+    opens: date | None = None
 
 
 class RoundConfig(BaseModel):
@@ -111,7 +127,7 @@ class RoundConfig(BaseModel):
     scoring: ScoringSection
     quotas: list[Quota] = Field(default=[], alias="quota")
     solver: SolverSection = SolverSection()
-    lifecycle: dict[str, object] = {}
+    lifecycle: LifecycleSection = LifecycleSection()
 
     @model_validator(mode="after")
     def _names(self) -> "RoundConfig":

@@ -26,6 +26,10 @@ class ItemExplanation:
     blockers: list[list[str]]      # (n,) reason codes that block the next step
     quota_blockers: list[list[str]]  # (n,) names of quotas that block the next step
     score_needed: np.ndarray       # (n,) float, NaN when not meaningful
+    # Vectorised form of blockers/quota_blockers (same content): item i has
+    # blockers == list(patterns[pattern[i]][0]) and quota_blockers == list(patterns[pattern[i]][1]).
+    pattern: np.ndarray | None = None                              # (n,) int64
+    patterns: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
 
 
 def _row_reason(row_name: str) -> str:
@@ -76,30 +80,55 @@ def explain_items(model: ModelData, choice: np.ndarray,
     never = ~problem.allowed.any(axis=1)
     lowest_awarded = model.awarded[:, 0] if n else np.zeros(0, np.int64)
 
-    blockers: list[list[str]] = []
-    quota_blockers: list[list[str]] = []
-    for i in range(n):
+    # Every item's (codes, quotas) is a function of a few booleans: encode them as one integer
+    # key per item (vectorised), then spell out each distinct key once.
+    R, Q = len(problem.row_names), len(problem.cover_names)
+    key = np.zeros(n, np.int64)                      # 0: nothing to explain
+    if n:
+        bits = np.zeros(n, np.int64)
+        for r in range(R):
+            bits |= over_rows[r].astype(np.int64) << r
+        bits |= over_company.astype(np.int64) << R
+        for q in range(Q):
+            bits |= under_cover[q].astype(np.int64) << (R + 1 + q)
+        key = np.where(has_next, 1 + bits, 0)        # 1 + bits >= 1
+        cc = lowest_awarded > problem.company_cap
+        be = lowest_awarded > problem.capacity[-1]
+        first_row = np.argmax(model.hours[:, 0] > problem.capacity[:-1][None, :], axis=1) \
+            if problem.capacity.shape[0] > 1 else np.zeros(n, np.int64)
+        never_key = -1 - (cc.astype(np.int64) + 2 * be.astype(np.int64)
+                          + 4 * np.where(cc | be, 0, first_row))
+        key = np.where(never, never_key, key)
+    uniq, pattern = np.unique(key, return_inverse=True)
+    patterns = []
+    for k in uniq.tolist():
         codes: list[str] = []
         quotas: list[str] = []
-        if never[i]:
-            if lowest_awarded[i] > problem.company_cap:
+        if k < 0:
+            c = -1 - k
+            if c & 1:
                 codes.append("company_cap")
-            if lowest_awarded[i] > problem.capacity[-1]:
+            if c & 2:
                 codes.append("budget_exhausted")
             if not codes:
-                codes.append(_row_reason(problem.row_names[int(np.argmax(
-                    model.hours[i, 0] > problem.capacity[:-1]))]))
-        elif has_next[i]:
-            codes += [_row_reason(name) for r, name in enumerate(problem.row_names) if over_rows[r, i]]
-            if over_company[i]:
+                codes.append(_row_reason(problem.row_names[c >> 2]))
+        elif k > 0:
+            b = k - 1
+            codes += [_row_reason(name) for r, name in enumerate(problem.row_names) if b >> r & 1]
+            if b >> R & 1:
                 codes.append("company_cap")
-            quotas = [name for q, name in enumerate(problem.cover_names) if under_cover[q, i]]
+            quotas = [name for q, name in enumerate(problem.cover_names) if b >> (R + 1 + q) & 1]
             if quotas:
                 codes.append("quota")
             if not codes:
                 codes.append("not_optimal")
-        blockers.append(codes)
-        quota_blockers.append(quotas)
+        patterns.append((tuple(codes), tuple(quotas)))
+    pattern = pattern.astype(np.int64).reshape(-1)
+    codes_of = [list(c) for c, _ in patterns]
+    quotas_of = [list(q) for _, q in patterns]
+    idx = pattern.tolist()
+    blockers = [codes_of[k].copy() for k in idx]
+    quota_blockers = [quotas_of[k].copy() for k in idx]
 
     score_needed = np.full(n, np.nan)
     if row_duals is not None and n:
@@ -114,7 +143,17 @@ def explain_items(model: ModelData, choice: np.ndarray,
             needed = np.ceil(price / np.where(awarded > 0, awarded, np.nan)) / 100.0
         score_needed = np.where(ok & ~funded & (needed > model.scores), needed, np.nan)
     return ItemExplanation(next_option=nxt, blockers=blockers, quota_blockers=quota_blockers,
-                           score_needed=score_needed)
+                           score_needed=score_needed, pattern=pattern, patterns=tuple(patterns))
+
+
+def _patterns(explanation: ItemExplanation) -> tuple[np.ndarray, list[tuple[tuple[str, ...], tuple[str, ...]]]]:
+    """(pattern (n,), patterns) from the explanation, computed from the lists if absent."""
+    if explanation.pattern is not None:
+        return explanation.pattern, list(explanation.patterns)
+    keys = [(tuple(c), tuple(q)) for c, q in zip(explanation.blockers, explanation.quota_blockers)]
+    index: dict = {}
+    pattern = np.fromiter((index.setdefault(k, len(index)) for k in keys), np.int64, len(keys))
+    return pattern, list(index)
 
 
 def without_quota(problem: AllocationProblem, q: int) -> AllocationProblem:
@@ -129,7 +168,11 @@ def limits_report(model: ModelData, solution: Solution, explanation: ItemExplana
     """Usage and binding state of every limit of the round."""
     problem = model.problem
     use = problem.usage(solution.choice)
-    blocked = {code for codes in explanation.blockers for code in codes}
+    pattern, patterns = _patterns(explanation)
+    present = np.zeros(len(patterns), bool)
+    present[np.unique(pattern)] = True
+    blocked = {code for k, (codes, _) in enumerate(patterns) if present[k] for code in codes}
+    quota_blocked = {name for k, (_, qs) in enumerate(patterns) if present[k] for name in qs}
     rows = []
     for r, name in enumerate(problem.row_names):
         used, cap = int(use["knapsack"][r]), int(problem.capacity[r])
@@ -152,14 +195,15 @@ def limits_report(model: ModelData, solution: Solution, explanation: ItemExplana
             "quota": name, "group_awarded_krw": group_total, "awarded_krw": total,
             "share": round(group_total / total, 6) if total else None,
             "min_share": min_shares[name],
-            "binding": any(name in qs for qs in explanation.quota_blockers) or bool(cost),
+            "binding": name in quota_blocked or bool(cost),
             "objective_cost": cost,
             "objective_cost_share": (round(cost / (solution.objective + cost), 6)
                                      if cost and solution.objective + cost else 0.0),
             "eligible_members": int(member.sum()),
         })
-    capped = sorted({model.business_nos[i] for i, codes in enumerate(explanation.blockers)
-                     if "company_cap" in codes})
+    capped_pattern = np.array([("company_cap" in codes) for codes, _ in patterns], bool)
+    capped_items = np.flatnonzero(capped_pattern[pattern]) if len(pattern) else np.zeros(0, np.int64)
+    capped = sorted(set(model.business_nos[capped_items].tolist()))
     return {"rows": rows, "quotas": quotas,
             "company_caps": {"cap_krw": problem.company_cap, "companies_blocked": len(capped),
                              "business_nos": capped}}

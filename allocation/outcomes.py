@@ -51,27 +51,67 @@ def item_outcomes(model: ModelData, choice: np.ndarray, explanation: ItemExplana
     candidates = order[not_full[order]][: config.award.waitlist_size]
     waitlist_rank[candidates] = np.arange(1, len(candidates) + 1)
 
-    statuses, reasons, details = [], [], []
-    for i in range(n):
-        codes = explanation.blockers[i]
-        why = "; ".join(_blocker_sentence(c, explanation.quota_blockers[i], model.business_nos[i], config)
-                        for c in codes)
-        needed = explanation.score_needed[i]
-        hint = (f"; a score of about {needed:.2f} would have been needed at the current "
-                f"clearing prices" if not np.isnan(needed) else "")
-        if funded[i] and top[i]:
-            statuses.append(schema.STATUS_AWARDED)
-            reasons.append("funded")
-            details.append(f"funded at {fraction[i]:.0%} of the request (score {model.scores[i]:.2f})")
-        elif funded[i]:
-            statuses.append(schema.STATUS_AWARDED)
-            reasons.append("funded_partially")
-            details.append(f"funded at {fraction[i]:.0%} of the request; a larger share is not possible "
-                           f"because {why}")
-        else:
-            statuses.append(schema.STATUS_WAITLISTED if waitlist_rank[i] else schema.STATUS_NOT_SELECTED)
-            reasons.append(codes[0] if codes else "not_optimal")
-            details.append(f"not funded (score {model.scores[i]:.2f}) because {why}{hint}")
+    # Vectorised: the sentences depend on the item only through its blocker pattern (a few
+    # distinct ones), its business number (company_cap sentences), its score and score_needed.
+    from allocation.explaining import _patterns
+    pattern, patterns = _patterns(explanation)
+    n_pat = len(patterns)
+    reason_of = np.array([codes[0] if codes else "not_optimal" for codes, _ in patterns] or [""],
+                         dtype=object)
+    has_cap = np.array([("company_cap" in codes) for codes, _ in patterns] or [False], bool)
+    # why = "; ".join(sentences); the company_cap sentence is the only item-specific one:
+    # split each pattern's text around it (it appears at most once)
+    marker = "\x00"
+    why_parts = []
+    for codes, quotas in patterns:
+        text = "; ".join(marker if c == "company_cap" else
+                         _blocker_sentence(c, list(quotas), "", config) for c in codes)
+        before, _, after = text.partition(marker)
+        why_parts.append((before, after))
+    why_before = np.array([b for b, _ in why_parts] or [""], dtype=object)
+    why_after = np.array([a for _, a in why_parts] or [""], dtype=object)
+    pat = pattern if n else np.zeros(0, np.int64)
+    cap_items = np.flatnonzero(has_cap[pat]) if n_pat else np.zeros(0, np.int64)
+    cap_text = np.full(n, "", dtype=object)
+    if len(cap_items):
+        cap_text[cap_items] = [_blocker_sentence("company_cap", [], b, config)
+                               for b in model.business_nos[cap_items].tolist()]
+
+    def fmt(values: np.ndarray, spec: str) -> np.ndarray:
+        """format(v, spec) per element, computed once per distinct value."""
+        if len(values) == 0:
+            return np.zeros(0, dtype=object)
+        uniq, inv = np.unique(values, return_inverse=True)
+        return np.array([format(v, spec) for v in uniq.tolist()], dtype=object)[inv.reshape(-1)]
+
+    score_txt = fmt(model.scores.astype(float), ".2f")
+    frac_txt = fmt(fraction.astype(float), ".0%")
+    needed = explanation.score_needed
+    has_needed = ~np.isnan(needed)
+    hint = np.full(n, "", dtype=object)
+    if has_needed.any():
+        hint[has_needed] = ("; a score of about " + fmt(needed[has_needed].astype(float), ".2f")
+                            + " would have been needed at the current clearing prices")
+    why = (why_before[pat] + cap_text + why_after[pat]) if n else np.zeros(0, dtype=object)
+
+    full = funded & top
+    partial = funded & ~top
+    statuses = np.where(full | partial, schema.STATUS_AWARDED,
+                        np.where(waitlist_rank > 0, schema.STATUS_WAITLISTED, schema.STATUS_NOT_SELECTED))
+    reasons = np.where(full, "funded", np.where(partial, "funded_partially",
+                                                reason_of[pat] if n else np.zeros(0, dtype=object)))
+    details = np.empty(n, dtype=object)
+    if full.any():
+        details[full] = "funded at " + frac_txt[full] + " of the request (score " + score_txt[full] + ")"
+    if partial.any():
+        details[partial] = ("funded at " + frac_txt[partial]
+                            + " of the request; a larger share is not possible because " + why[partial])
+    rest = ~funded
+    if rest.any():
+        details[rest] = "not funded (score " + score_txt[rest] + ") because " + why[rest] + hint[rest]
+    statuses = statuses.astype(str).tolist() if n else []
+    reasons = reasons.astype(str).tolist() if n else []
+    details = details.tolist()
     return pl.DataFrame({
         "application_id": model.application_ids.astype(str),
         "status": statuses,

@@ -34,7 +34,8 @@ from pathlib import Path
 import polars as pl
 import xlsxwriter
 
-from allocation import lookup, report, schema
+from allocation import audit, lookup, report, schema
+from allocation.errors import RoundError
 from allocation.identifiers import mask_business_no
 
 MANIFEST = "manifest.json"
@@ -131,7 +132,8 @@ def _round_info(out_dir: Path, report_json: dict) -> tuple[str, float | None]:
 
 
 def _write_version(out_dir: Path, target: Path, report_json: dict, version: int = 1,
-                   lookup_iterations: int | None = None) -> dict:
+                   lookup_iterations: int | None = None, timeline: list[dict] | None = None,
+                   changes: dict | None = None) -> dict:
     """Every public file of the version into target; returns the lookup counts."""
     round_id = report_json["round_id"]
     round_name, min_score = _round_info(out_dir, report_json)
@@ -142,7 +144,8 @@ def _write_version(out_dir: Path, target: Path, report_json: dict, version: int 
     title = f"Compute voucher awards — round {round_id}"
     (target / "awards_public.html").write_text(
         _html_award_list(awards, title, round_name, version), encoding="utf-8")
-    (target / "report.html").write_text(report.render_report(out_dir, version), encoding="utf-8")
+    extra = {k: v for k, v in (("timeline", timeline), ("changes", changes)) if v}
+    (target / "report.html").write_text(report.render_report(out_dir, version, **extra), encoding="utf-8")
     script = (report.TEMPLATES / "lookup.js").read_text(encoding="utf-8")
     (target / "index.html").write_text(
         report.environment().get_template("index.html.j2").render(
@@ -221,11 +224,20 @@ def _remove_stale(round_root: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None = None) -> dict:
+def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None = None,
+            actor: dict | None = None) -> dict:
     """Publish the allocation in out_dir; returns {"round_id", "version", "path", "created"}.
 
     lookup_iterations: PBKDF2 iterations for the lookup files (default
     lookup.DEFAULT_ITERATIONS, at least lookup.MIN_ITERATIONS).
+    actor: who triggered and approved this publication, for the audit trail
+    ({"via", "triggered_by", "approved_by", ...}; default: the Airflow user when called inside
+    an Airflow task, else "cli" — see allocation.audit).
+
+    Every new version is appended to the round's audit trail (allocation.audit). A lifecycle
+    result (allocation.lifecycle: refill or appeal) is published with ``changes.json`` and
+    ``changes.md`` (what changed against the previous version, aggregates and new awardees only)
+    and is refused when another version was published after the one it was computed against.
     """
     out_dir, publish_root = Path(out_dir), Path(publish_root)
     if lookup_iterations is not None and lookup_iterations < lookup.MIN_ITERATIONS:
@@ -245,17 +257,43 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                 return {"round_id": round_id, "version": versions[-1], "path": str(latest),
                         "created": False}
         version = (versions[-1] + 1) if versions else 1
+        # --- lifecycle and audit (allocation.lifecycle / allocation.audit) ---
+        lifecycle_public = _lifecycle_public(out_dir)
+        expected = (lifecycle_public or {}).get("previous_version")
+        if expected is not None and versions and versions[-1] != expected:
+            raise RoundError(f"round {round_id}: v{versions[-1]} was published after this "
+                             f"{lifecycle_public['kind']} was computed against v{expected}; "
+                             f"run it again against v{versions[-1]}. Nothing was published.")
+        previous_dir = round_root / f"v{versions[-1]}" if versions else None
+        published_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        entry = _audit_entry(out_dir, report_json, version, published_at, lifecycle_public, actor)
+        history = audit.read(publish_root, round_id)
+        timeline = history + [entry] if (history or version > 1) else None
+        # --- end lifecycle and audit ---
         tmp = Path(tempfile.mkdtemp(prefix=f".v{version}-", dir=round_root))
         try:
-            counts = _write_version(out_dir, tmp, report_json, version, lookup_iterations)
+            changes = None
+            if lifecycle_public is not None:
+                new_awards = public_award_list(out_dir)
+                changes = lifecycle_changes(lifecycle_public, previous_dir, new_awards, version)
+                entry["diff"] = changes["diff"]
+            elif previous_dir is not None:
+                entry["diff"] = public_diff(pl.read_parquet(previous_dir / "awards_public.parquet"),
+                                            public_award_list(out_dir))["diff"]
+            counts = _write_version(out_dir, tmp, report_json, version, lookup_iterations,
+                                    timeline, changes)
+            if changes is not None:
+                _write_changes(tmp, changes)
             files = {_rel(p, tmp): sha256_file(p) for p in _files(tmp)}
             manifest = {"round_id": round_id, "version": version, "files": files,
-                        "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                        "published_at": published_at,
                         "result_fingerprint": fingerprint, "input_sha256": report_json["input_sha256"],
                         "solver": {k: report_json[k] for k in ("status", "objective", "bound", "gap",
                                                                "solver")},
                         "solver_report": public_solver_report(report_json),
                         "lookup": counts}
+            if lifecycle_public is not None:
+                manifest["lifecycle"] = lifecycle_public
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False)
                                         + "\n", encoding="utf-8")
             # one timestamp for every file: modification times tell nothing about write order
@@ -274,10 +312,103 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                                        f"without the lock?); nothing was changed") from exc
                 raise
             _fsync_dir(round_root)
+            audit.append(publish_root, round_id, entry)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return {"round_id": round_id, "version": version, "path": str(target), "created": True}
+
+
+# --- Lifecycle changes and audit entries (allocation.lifecycle, allocation.audit) ---------
+
+CHANGES_JSON, CHANGES_MD = "changes.json", "changes.md"
+
+
+def _lifecycle_public(out_dir: Path) -> dict | None:
+    path = out_dir / "lifecycle_public.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def public_diff(old: pl.DataFrame, new: pl.DataFrame) -> dict:
+    """Gained awardees (public in the new list) and aggregate losses/changes between two lists."""
+    keys = ("award_fraction", "awarded_krw", "copay_krw")
+    old_rows = {r["application_id"]: r for r in old.iter_rows(named=True)}
+    new_rows = {r["application_id"]: r for r in new.iter_rows(named=True)}
+    gpu_cols = sorted(c for c in new.columns if c.startswith("gpu_hours_"))
+    gained = [{"application_id": a, "company_name": new_rows[a]["company_name"],
+               "region": new_rows[a]["region"], "award_fraction": new_rows[a]["award_fraction"],
+               "awarded_krw": int(new_rows[a]["awarded_krw"]), "copay_krw": int(new_rows[a]["copay_krw"]),
+               "gpu_hours": {c.removeprefix("gpu_hours_"): int(new_rows[a][c] or 0) for c in gpu_cols
+                             if new_rows[a][c]}}
+              for a in sorted(new_rows.keys() - old_rows.keys())]
+    lost = sorted(old_rows.keys() - new_rows.keys())
+    both = sorted(old_rows.keys() & new_rows.keys())
+    changed = [a for a in both if any(old_rows[a][k] != new_rows[a][k] for k in keys)]
+    return {"gained": gained, "diff": {
+        "gained": len(gained), "gained_krw": sum(g["awarded_krw"] for g in gained),
+        "lost": len(lost), "lost_krw": sum(int(old_rows[a]["awarded_krw"]) for a in lost),
+        "changed": len(changed), "unchanged": len(both) - len(changed),
+        "awardees_old": old.height, "awardees_new": new.height,
+        "delta_krw": int(new["awarded_krw"].sum() or 0) - int(old["awarded_krw"].sum() or 0)}}
+
+
+def lifecycle_changes(public: dict, previous_dir: Path | None, new_awards: pl.DataFrame,
+                      version: int) -> dict:
+    """What a refill/appeal changed against the previous version: new awardees by name (they
+    are public awardees now), everything else as aggregates."""
+    old = (pl.read_parquet(previous_dir / "awards_public.parquet") if previous_dir is not None
+           else new_awards.clear())
+    diff = public_diff(old, new_awards)
+    return {"version": version, "previous_version": int(previous_dir.name[1:]) if previous_dir else None,
+            **public, "gained_awardees": diff["gained"], "diff": diff["diff"]}
+
+
+def _write_changes(target: Path, changes: dict) -> None:
+    (target / CHANGES_JSON).write_text(json.dumps(changes, indent=2, sort_keys=True, ensure_ascii=False)
+                                       + "\n", encoding="utf-8")
+    d = changes["diff"]
+    lines = [f"# Round changes: v{changes['previous_version']} → v{changes['version']} "
+             f"({changes['kind']} as of {changes['as_of']})", "",
+             f"- awards released (declined or lapsed): {changes['released']} "
+             f"(₩{changes['released_krw']:,}); by reason: "
+             + (", ".join(f"{k} {v}" for k, v in sorted(changes['released_by_reason'].items())) or "none"),
+             f"- newly awarded: {d['gained']} (₩{d['gained_krw']:,}); awards kept unchanged: {d['unchanged']}; "
+             f"changed: {d['changed']}",
+             f"- appeals: upheld {changes['appeals']['upheld']}, rejected {changes['appeals']['rejected']}", ""]
+    if changes["gained_awardees"]:
+        lines += ["## Newly awarded", "", "| application | company | region | share | awarded |",
+                  "|---|---|---|---:|---:|"]
+        lines += [f"| {g['application_id']} | {g['company_name']} | {g['region']} | "
+                  f"{g['award_fraction']:.0%} | ₩{g['awarded_krw']:,} |" for g in changes["gained_awardees"]]
+        lines.append("")
+    lines += ["## Capacity re-used and unused", "",
+              "| limit | capacity | used | freed by releases | used by new awards | unused | why unused |",
+              "|---|---:|---:|---:|---:|---:|---|"]
+    lines += [f"| {r['limit']} | {r['capacity']:,} | {r['used']:,} | {r['freed_by_releases']:,} | "
+              f"{r['used_by_new_awards']:,} | {r['unused']:,} | {r['why_unused']} |"
+              for r in changes["resources"]]
+    (target / CHANGES_MD).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _audit_entry(out_dir: Path, report_json: dict, version: int, published_at: str,
+                 lifecycle_public: dict | None, actor: dict | None) -> dict:
+    summary = report_json.get("summary", {})
+    who = actor or audit.current_actor()
+    return {
+        "round_id": report_json["round_id"], "version": version, "published_at": published_at,
+        "kind": (lifecycle_public or {}).get("kind", "allocation"),
+        "as_of": (lifecycle_public or {}).get("as_of"),
+        "previous_version": (lifecycle_public or {}).get("previous_version",
+                                                          version - 1 if version > 1 else None),
+        **{k: who.get(k) for k in ("via", "triggered_by", "approved_by", "dag_id", "run_id") if k in who},
+        "input_sha256": report_json.get("input_sha256", {}),
+        "solver": {k: report_json.get(k) for k in ("status", "objective", "gap")},
+        "summary": {k: summary.get(k) for k in ("funded", "awarded_krw", "budget_krw")},
+        "appeals": (lifecycle_public or {}).get("appeals"),
+        "released": (lifecycle_public or {}).get("released"),
+        "diff": None,
+        "out_dir": str(Path(out_dir).resolve()),
+    }
 
 
 def verify(version_dir: Path) -> list[str]:

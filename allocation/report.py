@@ -243,5 +243,35 @@ def report_context(out_dir: Path, version: int | None = None) -> dict:
     }
 
 
-def render_report(out_dir: Path, version: int | None = None) -> str:
-    return render("report.html.j2", **report_context(out_dir, version))
+def timeline_rows(entries: list[dict]) -> list[dict]:
+    """Audit entries (allocation.audit) as timeline rows for the report, oldest first."""
+    rows = []
+    for e in entries:
+        diff = e.get("diff") or {}
+        appeals = e.get("appeals") or {}
+        parts = []
+        if diff:
+            parts.append(f"+{diff.get('gained', 0)} awarded / −{diff.get('lost', 0)} released "
+                         f"({'+' if diff.get('delta_krw', 0) >= 0 else '−'}₩{abs(diff.get('delta_krw', 0)):,})")
+        if appeals:
+            parts.append(f"appeals: {appeals.get('upheld', 0)} upheld, {appeals.get('rejected', 0)} rejected")
+        summary = e.get("summary") or {}
+        rows.append({"version": e.get("version"), "kind": e.get("kind", "allocation"),
+                     "date": (e.get("published_at") or "")[:10], "as_of": e.get("as_of") or "-",
+                     "triggered_by": e.get("triggered_by") or "-", "approved_by": e.get("approved_by") or "-",
+                     "funded": summary.get("funded"), "awarded_krw": summary.get("awarded_krw"),
+                     "solver": (e.get("solver") or {}).get("status") or "-",
+                     "inputs": hashlib.sha256(json.dumps(e.get("input_sha256") or {}, sort_keys=True)
+                                              .encode()).hexdigest()[:12],
+                     "changes": "; ".join(parts) or "-"})
+    return rows
+
+
+def render_report(out_dir: Path, version: int | None = None, *, timeline: list[dict] | None = None,
+                  changes: dict | None = None) -> str:
+    """The report; timeline = audit entries (oldest first), changes = lifecycle changes
+    against the previous version (allocation.publishing.lifecycle_changes)."""
+    context = report_context(out_dir, version)
+    context["timeline"] = timeline_rows(timeline or [])
+    context["changes"] = changes
+    return render("report.html.j2", **context)

@@ -148,6 +148,9 @@ OUTCOME_REASONS: dict[str, str] = {
     "company_cap": "the per-company award cap is reached",
     "quota": "funding it would break a minimum-share quota",
     "not_optimal": "other applications give more merit for the same resources",
+    # After publication (allocation.lifecycle): awards released, never re-funded.
+    "declined": "the applicant declined the published award",
+    "lapsed": "the published award was not accepted by the deadline",
 }
 
 

@@ -339,7 +339,36 @@ _LP_STATUS = {
 }
 
 
+# Above this many items the relaxation is not handed to GLOP (minutes and GBs at 1M items):
+# `solve_lp_relaxation` then minimises the Lagrangian dual over the few global prices
+# (allocation.solving_dual), which gives the same kind of bound and prices in seconds.
+LP_GLOP_MAX_ITEMS = 30_000
+
+
 def solve_lp_relaxation(problem: AllocationProblem) -> LpResult:
+    """LP relaxation (0 <= x <= 1): upper bound and non-negative dual prices.
+
+    Up to LP_GLOP_MAX_ITEMS items: GLOP on the explicit LP (`solve_lp_glop`). Above: the
+    Lagrangian dual over the global rows (`allocation.solving_dual.dual_prices`; reused when
+    the same problem object was just solved by the lp_guided strategy). Its bound is
+    min over prices of the dual function, company blocks taken exactly, so it is a valid
+    upper bound at least as tight as the plain LP bound; x is the Lagrangian 0/1 solution at
+    the final prices; status is "optimal" when the dual method met its tolerance, else
+    "approximate" (bound still valid).
+    """
+    if problem.n_items <= LP_GLOP_MAX_ITEMS:
+        return solve_lp_glop(problem)
+    from allocation import solving_dual
+    d = solving_dual.dual_prices(problem)
+    x = np.zeros((problem.n_items, problem.n_options), np.float64)
+    choice = solving_dual.decode(d.structure, d.dual.chosen)
+    on = np.flatnonzero(choice >= 0)
+    x[on, choice[on]] = 1.0
+    return LpResult(bound=d.dual.bound, x=x, row_duals=d.row_duals, cover_duals=d.cover_duals,
+                    status="optimal" if d.dual.converged else "approximate")
+
+
+def solve_lp_glop(problem: AllocationProblem) -> LpResult:
     """LP relaxation (0 <= x <= 1) solved by GLOP: bound and non-negative dual prices.
 
     Rows, in order: one "at most one option" row per item with >= 1 allowed option,
@@ -419,16 +448,34 @@ def solve_lp_relaxation(problem: AllocationProblem) -> LpResult:
 
 Strategy = Callable[..., Solution]
 
+def _solve_lp_guided(problem: AllocationProblem, **kwargs) -> Solution:
+    from allocation.solving_dual import solve_lp_guided
+    return solve_lp_guided(problem, **kwargs)
+
+
 # name -> solver(problem, *, time_limit_s, workers, seed) -> Solution.
-# Register further strategies (e.g. an LP-guided one for ~1M items) here.
 STRATEGIES: dict[str, Strategy] = {
     "cpsat": solve_cpsat,
+    "lp_guided": _solve_lp_guided,
 }
+
+# "auto": plain exact CP-SAT up to this many items (the sample round, ~260 selectable items,
+# proves optimal in ~1 deterministic second), the LP-guided method above it (see
+# allocation.solving_dual). On rounds of ~1k items plain CP-SAT no longer proves optimality
+# within 10 deterministic seconds; the LP-guided method then hands the whole problem (core
+# <= POLISH_CORE_ITEMS) to CP-SAT with its rounded solution as a hint, and reports "optimal"
+# when CP-SAT proves it. Its int64 objective would overflow around 1e5 items x 1e13 values.
+AUTO_CPSAT_MAX_ITEMS = 500
 
 
 def _choose_strategy(problem: AllocationProblem) -> str:
-    """What "auto" means: for now always exact CP-SAT."""
-    return "cpsat"
+    """What "auto" means: CP-SAT on small rounds, LP-guided on large ones."""
+    return "cpsat" if problem.n_items <= AUTO_CPSAT_MAX_ITEMS else "lp_guided"
+
+
+def choose_strategy(problem: AllocationProblem, strategy: str = "auto") -> str:
+    """The strategy name `solve` will use."""
+    return _choose_strategy(problem) if strategy == "auto" else strategy
 
 
 def solve(

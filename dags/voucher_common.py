@@ -232,3 +232,41 @@ def refresh_index(root: Path | None = None) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     _atomic_json(root / "index.json", index)
     return index
+
+
+# --- Round lifecycle (refills and appeals; allocation.lifecycle) -----------------------
+
+def latest_published_version(round_id: str, root: Path | None = None) -> Path | None:
+    """PUBLISH_ROOT/<round_id>/v<N> with the highest N (None: nothing published yet)."""
+    round_root = (root or publish_root()) / round_id
+    versions = sorted(int(v.name[1:]) for v in round_root.glob("v*")
+                      if v.is_dir() and v.name[1:].isdigit() and (v / "manifest.json").is_file())
+    return round_root / f"v{versions[-1]}" if versions else None
+
+
+def plain_file_name(value: str | None) -> str | None:
+    """An officer file name inside the round folder ('' / None: not given); no paths."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not _NAME.match(value) or value in (".", ".."):
+        raise ValueError(f"{value!r}: give a plain file name inside the round folder (no '/')")
+    return value
+
+
+def parse_as_of(value: str | None):
+    """The as-of date of a lifecycle run: YYYY-MM-DD, or today (UTC) when empty."""
+    from datetime import date
+    value = (value or "").strip()
+    if not value:
+        return datetime.now(timezone.utc).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"as_of {value!r}: not a date YYYY-MM-DD") from None
+
+
+def audit_actor(context) -> dict:
+    """Who triggered this DAG run and who approved it (for the audit trail)."""
+    from allocation.audit import actor_from_airflow_context
+    return actor_from_airflow_context(context)

@@ -83,3 +83,22 @@ def test_publish_lookup_and_diff_commands(tmp_path):
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     diff = voucher("diff", pub / "2026-R1" / "v1", pub / "2026-R1" / "v1")
     assert diff.returncode == 0, diff.stderr
+
+
+def test_refill_command_after_a_decline(tmp_path):
+    import polars as pl
+    assert voucher("generate", tmp_path / "r", "--applications", "60", "--seed", "3").returncode == 0
+    assert voucher("allocate", tmp_path / "r", "--out", tmp_path / "v1").returncode == 0
+    outcomes = pl.read_parquet(tmp_path / "v1" / "outcomes.parquet")
+    decliner = outcomes.filter(pl.col("status") == "awarded").sort("awarded_krw")["application_id"][-1]
+    (tmp_path / "r" / "responses.csv").write_text(
+        f"application_id,response,responded_on\n{decliner},declined,2026-01-05\n", encoding="utf-8")
+    result = voucher("refill", tmp_path / "r", "--previous", tmp_path / "v1", "--out", tmp_path / "v2",
+                     "--as-of", "2026-01-06")
+    assert result.returncode == 0, result.stderr
+    after = pl.read_parquet(tmp_path / "v2" / "outcomes.parquet")
+    assert after.filter(pl.col("application_id") == decliner)["reason"][0] == "declined"
+    (tmp_path / "r" / "responses.csv").write_text(
+        "application_id,response,responded_on\nNOPE,maybe,yesterday\n", encoding="utf-8")
+    bad = voucher("refill", tmp_path / "r", "--previous", tmp_path / "v1", "--out", tmp_path / "v3")
+    assert bad.returncode == 2 and "responses.csv" in bad.stderr and "Traceback" not in bad.stderr

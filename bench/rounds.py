@@ -1,0 +1,83 @@
+"""Synthetic benchmark rounds: generated once, validated and scored once, cached on disk.
+
+Data lives outside the repository (default $VOUCHER_BENCH_DATA or /tmp/voucher-bench):
+  round_<n>/        raw round folder (CSV, as officers send them), allocation.synthetic seed 0
+  prepared_<n>/     intake/ + scores.parquet (pipeline.validate + pipeline.score)
+  problem_<n>.npz   the AllocationProblem arrays (what every solver method loads)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+SEED = 0
+
+
+def data_dir() -> Path:
+    path = Path(os.environ.get("VOUCHER_BENCH_DATA", "/tmp/voucher-bench"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def round_dir(n: int) -> Path:
+    path = data_dir() / f"round_{n}"
+    if not (path / "round.toml").exists():
+        from allocation.synthetic import generate_round
+        generate_round(path, n, seed=SEED)
+    return path
+
+
+def prepared_dir(n: int) -> Path:
+    from allocation import pipeline
+    path = data_dir() / f"prepared_{n}"
+    if not (path / pipeline.SCORES_FILE).exists():
+        pipeline.validate(round_dir(n), path)
+        pipeline.score(path)
+    return path
+
+
+def model_data(n: int):
+    """ModelData of the round with n applications (validate + score cached)."""
+    import polars as pl
+    from allocation import intake, pipeline
+    from allocation.modeling import build_model
+    prepared = prepared_dir(n)
+    v = intake.load_validated(prepared / pipeline.INTAKE_DIR)
+    scores = pl.read_parquet(prepared / pipeline.SCORES_FILE)
+    return build_model(v.applications, v.requests, v.capacity, scores, v.config)
+
+
+_FIELDS = ("value", "allowed", "weight", "capacity", "company", "company_weight", "cover")
+
+
+def problem_path(n: int) -> Path:
+    path = data_dir() / f"problem_{n}.npz"
+    if not path.exists():
+        p = model_data(n).problem
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **{f: getattr(p, f) for f in _FIELDS},
+                 company_cap=np.int64(p.company_cap),
+                 row_names=np.array(p.row_names), cover_names=np.array(p.cover_names))
+        os.replace(tmp, path)
+    return path
+
+
+def load_problem(n: int):
+    from allocation.problem import AllocationProblem
+    with np.load(problem_path(n)) as z:
+        return AllocationProblem(
+            **{f: z[f] for f in _FIELDS}, company_cap=int(z["company_cap"]),
+            row_names=tuple(str(s) for s in z["row_names"]),
+            cover_names=tuple(str(s) for s in z["cover_names"]))
+
+
+if __name__ == "__main__":
+    import sys
+    for n in [int(a) for a in sys.argv[1:]]:
+        t = time.perf_counter()
+        problem_path(n)
+        print(n, "ready in", round(time.perf_counter() - t, 1), "s", flush=True)

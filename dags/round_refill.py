@@ -1,0 +1,129 @@
+"""After publication: refill freed awards and apply appeals, publish the next version.
+
+prepare (round folder + responses + appeals, previous = latest published version) → score →
+allocate (refill: accepted and pending awards fixed, declined and lapsed released) →
+officer approves → publish v<N+1> (same Asset as allocation_round, so results_index refreshes).
+Thin wiring over allocation.lifecycle / allocation.publishing; helpers in voucher_common.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException
+
+import voucher_common as vc
+
+log = logging.getLogger("voucher.round_refill")
+PUBLISHED = vc.published_asset()
+TRANSIENT = {"retries": 2, "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=10),
+             "retry_delay": timedelta(seconds=float(os.environ.get("VOUCHER_RETRY_DELAY_S", 20)))}
+
+
+def _fail(out: Path, exc: Exception, what: str):
+    (out / "validation_error.txt").write_text(f"{exc}\n", encoding="utf-8")
+    log.error("%s (written to %s):\n%s", what, out / "validation_error.txt", exc)
+    return AirflowFailException(f"{what}: {exc}")
+
+
+@dag(
+    schedule=None, catchup=False, tags=["voucher"], max_active_runs=1,
+    default_args={"owner": "voucher-ops", "on_failure_callback": vc.on_task_failure, **TRANSIENT},
+    params={
+        "round": Param("sample", type="string", title="Round", pattern=r"^(/.+|[A-Za-z0-9][A-Za-z0-9._-]*)$",
+                       examples=vc.available_rounds() or ["sample"],
+                       description=f"Folder name under {vc.rounds_root()} (or an absolute path inside it)"),
+        "responses": Param("responses.csv", type=["null", "string"], title="Responses file",
+                           description="In the round folder: application_id, response (accepted|declined), "
+                                       "responded_on. Used when present."),
+        "appeals": Param("appeals.csv", type=["null", "string"], title="Appeals file",
+                         description="In the round folder: application_id, decision (upheld|rejected), note, "
+                                     "make_eligible; replacement_reviews.csv for upheld appeals. Used when present."),
+        "as_of": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$", title="As of (date)",
+                       description="Evaluate acceptances and lapses as of this date (YYYY-MM-DD); empty: today"),
+        "time_limit_s": Param(60, type="number", minimum=1, maximum=3600, title="Solver time limit (s)"),
+    },
+)
+def round_refill():
+    @task(retries=0)  # bad input is final: never retried
+    def prepare(params=None, run_id=None) -> dict:
+        from allocation import lifecycle
+        from allocation.config import load_config
+        from allocation.errors import RoundError
+        try:
+            round_dir = vc.resolve_round(params["round"])
+            responses = vc.plain_file_name(params["responses"])
+            appeals = vc.plain_file_name(params["appeals"])
+            as_of = vc.parse_as_of(params["as_of"])
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+        out = vc.reset_dir(vc.run_dir(round_dir, run_id))
+        try:
+            round_id = load_config(round_dir).round.id
+            previous = vc.latest_published_version(round_id)
+            if previous is None:
+                raise RoundError(f"round {round_id} has no published version under {vc.publish_root()}; "
+                                 f"publish it first (allocation_round)")
+            log.info("round %s: refill against %s as of %s -> run folder %s", round_dir, previous, as_of, out)
+            summary = lifecycle.prepare(round_dir, previous, out, as_of=as_of, responses=responses,
+                                        appeals=appeals, time_limit_s=params["time_limit_s"])
+        except RoundError as exc:
+            raise _fail(out, exc, "REFILL CANNOT RUN") from None
+        log.info("LIFECYCLE %s", summary)
+        return {"round_dir": str(round_dir), "out_dir": str(out), "previous": str(previous), **summary}
+
+    @task
+    def score(p: dict) -> dict:
+        from allocation import pipeline
+        log.info("SCORES %s", pipeline.score(Path(p["out_dir"])))
+        return p
+
+    @task(retries=0, pool=os.environ.get("VOUCHER_SOLVER_POOL") or "default_pool")
+    def allocate(s: dict) -> dict:
+        from allocation import lifecycle
+        from allocation.errors import RoundError
+        out = Path(s["out_dir"])
+        try:
+            report = lifecycle.allocate(out)
+        except RoundError as exc:
+            raise _fail(out, exc, "REFILL CANNOT RUN") from None
+        vc.log_quality(out, "allocate")
+        md = lifecycle.summary_markdown(report, out)
+        log.info("REFILL SUMMARY\n%s", md)
+        return {"out_dir": str(out), "round_id": report["round_id"], "status": report["status"],
+                "kind": report["lifecycle"]["kind"], "gained": report["lifecycle"]["gained"],
+                "released": report["lifecycle"]["released"], "summary_md": md}
+
+    approve = ApprovalOperator(
+        task_id="approve", retries=0,
+        subject="Publish the {{ ti.xcom_pull(task_ids='allocate')['kind'] }} of voucher round "
+                "{{ ti.xcom_pull(task_ids='allocate')['round_id'] }}?",
+        body="{{ ti.xcom_pull(task_ids='allocate')['summary_md'] }}",
+        defaults="Reject",  # no answer within the timeout = nothing published
+        response_timeout=timedelta(hours=float(os.environ.get("VOUCHER_APPROVAL_TIMEOUT_HOURS", 72))),
+    )
+
+    @task(outlets=[PUBLISHED])
+    def publish(a: dict, outlet_events=None, **context) -> dict:
+        from allocation.errors import RoundError
+        from allocation.publishing import publish as publish_round
+        actor = vc.audit_actor(context)
+        log.info("approval: %s", actor)
+        try:
+            result = publish_round(Path(a["out_dir"]), vc.publish_root(), actor=actor)
+        except RoundError as exc:   # another version appeared meanwhile: final, not transient
+            raise AirflowFailException(str(exc)) from None
+        log.info("PUBLISHED round %s version v%s at %s", result["round_id"], result["version"], result["path"])
+        outlet_events[PUBLISHED].extra = {k: result[k] for k in ("round_id", "version", "path")}
+        return result
+
+    allocated = allocate(score(prepare()))
+    allocated >> approve >> publish(allocated)
+
+
+round_refill()

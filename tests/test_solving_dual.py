@@ -1,0 +1,186 @@
+"""Tests for the large-round path (allocation.solving_dual) and the strategy dispatcher."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from allocation import solving, solving_dual
+from allocation.problem import AllocationProblem
+from allocation.solving import brute_force, solve, solve_lp_glop, solve_lp_relaxation
+from tests.test_solving import make_problem, random_tiny_problem
+
+
+def synthetic_problem(n: int, seed: int = 0) -> AllocationProblem:
+    """A round-shaped problem without intake: 4 GPU rows + budget, levels 50/75/100%,
+    ~20% all-or-nothing items, ~5% companies with two items, two quotas."""
+    rng = np.random.default_rng(seed)
+    T, L = 4, 3
+    frac = np.array([0.5, 0.75, 1.0])
+    req = (rng.integers(0, 2, (n, T)) * rng.integers(50, 4000, (n, T)))
+    req[req.sum(axis=1) == 0, 0] = 100
+    hours = np.floor(req[:, None, :] * frac[None, :, None]).astype(np.int64)        # (n, L, T)
+    prices = np.array([9500, 7000, 3500, 1800])
+    cost = hours @ prices
+    awarded = cost - (2 * cost + 5) // 10                 # cost - round half up(0.2 cost)
+    score = rng.integers(6000, 10000, n)
+    allowed = np.ones((n, L), bool)
+    allowed[rng.random(n) < 0.2, :2] = False                                       # all-or-nothing
+    cap_company = 300_000_000
+    allowed &= awarded <= cap_company
+    value = np.where(allowed, score[:, None] * awarded, 0)
+    total = awarded[:, -1].sum()
+    cap_hours = (hours[:, -1].sum(axis=0) * np.array([0.12, 0.3, 0.4, 0.5])).astype(np.int64)
+    weight = np.concatenate([np.moveaxis(hours, 2, 0), awarded[None]], axis=0)
+    capacity = np.concatenate([cap_hours, [total // 4]]).astype(np.int64)
+    n_comp = max(1, int(n / 1.05))
+    company = np.concatenate([np.arange(n_comp), rng.integers(0, n_comp, n - n_comp)])
+    g1 = rng.random(n) < 0.45
+    g2 = rng.random(n) < 0.6
+    cover = np.stack([(20 * g1[:, None] - 9) * awarded, (10 * g2[:, None] - 3) * awarded])
+    return AllocationProblem(
+        value=value, allowed=allowed, weight=weight, capacity=capacity,
+        row_names=("gpu:H200", "gpu:H100", "gpu:A100", "gpu:L40S", "budget"),
+        company=company.astype(np.int64), company_weight=awarded, company_cap=cap_company,
+        cover=cover, cover_names=("non_capital", "first_time"))
+
+
+def assert_feasible_with_valid_bound(problem: AllocationProblem, sol) -> None:
+    assert sol.choice.shape == (problem.n_items,) and sol.choice.dtype == np.int64
+    assert problem.violations(sol.choice) == []
+    assert sol.objective == problem.objective(sol.choice)
+    assert sol.bound >= sol.objective
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_lp_guided_feasible_and_bound_valid_on_tiny(seed):
+    problem = random_tiny_problem(seed)
+    opt, _ = brute_force(problem)
+    sol = solving_dual.solve_lp_guided(problem, time_limit_s=2, workers=1)
+    assert_feasible_with_valid_bound(problem, sol)
+    assert sol.objective <= opt
+    assert sol.bound >= opt - 1e-9 * max(1, abs(opt))       # a valid bound on the true optimum
+    # the core polish covers all of a tiny problem: CP-SAT makes it exact
+    assert sol.objective == opt
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_dual_bound_valid_without_polish(seed):
+    problem = random_tiny_problem(1000 + seed)
+    opt, _ = brute_force(problem)
+    sol = solving_dual.solve_lp_guided(problem, polish_core=0)
+    assert_feasible_with_valid_bound(problem, sol)
+    assert sol.bound >= opt - 1e-9 * max(1, abs(opt))
+    solving_dual.forget(problem)
+
+
+def test_dual_bound_is_at_least_as_tight_as_glop_lp():
+    problem = synthetic_problem(3000, seed=4)
+    d = solving_dual.dual_prices(problem)
+    lp = solve_lp_glop(problem)
+    assert d.dual.converged
+    # company blocks are taken exactly, so the dual bound can only be tighter
+    assert d.dual.bound <= lp.bound * (1 + 1e-9)
+    assert d.dual.bound >= lp.bound * (1 - 1e-3)
+    assert (d.row_duals >= 0).all() and (d.cover_duals >= 0).all()
+
+
+def test_large_round_path_feasible_tight_and_deterministic():
+    problem = synthetic_problem(10_000, seed=1)
+    runs = []
+    for _ in range(2):
+        solving_dual.forget(problem)
+        runs.append(solve(problem, strategy="auto", time_limit_s=1, workers=1))
+    a, b = runs
+    assert a.details["strategy"] == "lp_guided"
+    assert_feasible_with_valid_bound(problem, a)
+    assert a.gap < 1e-4
+    assert np.array_equal(a.choice, b.choice)
+    assert (a.objective, a.bound, a.status) == (b.objective, b.bound, b.status)
+    greedy = solving_dual.solve_greedy(problem)
+    assert problem.violations(greedy.choice) == []
+    assert a.objective > greedy.objective
+
+
+def test_top_up_leaves_no_fitting_upgrade():
+    problem = synthetic_problem(5000, seed=2)
+    sol = solving_dual.solve_lp_guided(problem, polish_core=0)
+    S = solving_dual.build_structure(problem)
+    st = solving_dual._State(problem, S, sol.choice)
+    n = problem.n_items
+    cur = sol.choice
+    cur_val = np.where(cur >= 0, problem.value[np.arange(n), np.maximum(cur, 0)], 0)
+    cur_use = np.where((cur >= 0)[:, None], S.A[np.arange(n), np.maximum(cur, 0)], 0)
+    cur_cw = np.where(cur >= 0, problem.company_weight[np.arange(n), np.maximum(cur, 0)], 0)
+    better = problem.allowed & (problem.value > cur_val[:, None])
+    fits = ((S.A - cur_use[:, None, :]) <= st.resid()).all(axis=2)
+    fits &= (problem.company_weight - cur_cw[:, None]) <= st.comp_resid()[problem.company][:, None]
+    assert not (better & fits).any()
+
+
+def test_company_blocks_enumerated_exactly():
+    # three items of one company, cap allows any two; one capacity row allows all three
+    p = make_problem([[10], [9], [8]], weight=[[[1], [1], [1]]], capacity=[3],
+                     company=[0, 0, 0], company_weight=[[5], [5], [5]], company_cap=10)
+    S = solving_dual.build_structure(p)
+    assert len(S.block_start) == 1 and len(S.col_v) == 6       # 3 singles + 3 pairs
+    sol = solving_dual.solve_lp_guided(p, polish_core=0)
+    assert sol.objective == 19 and sol.bound >= 19 and sol.bound < 19 + 1e-6
+
+
+def test_quota_nobody_can_meet_gives_empty_feasible():
+    # only non-members: the quota (cover >= 0) forces the empty allocation
+    p = make_problem([[5], [4]], weight=[[[1], [1]]], capacity=[2], cover=[[[-1], [-1]]])
+    sol = solving_dual.solve_lp_guided(p)
+    assert (sol.choice == -1).all() and sol.objective == 0 and sol.bound >= 0
+    assert sol.bound < 1e-6
+
+
+def test_empty_problem():
+    p = make_problem([], weight=np.zeros((1, 0, 1)), capacity=[5], company=np.zeros(0))
+    sol = solving_dual.solve_lp_guided(p)
+    assert sol.choice.shape == (0,) and sol.objective == 0 and sol.bound >= 0
+
+
+def test_auto_picks_cpsat_on_small_rounds():
+    assert solving.choose_strategy(random_tiny_problem(3)) == "cpsat"
+    assert solving.choose_strategy(synthetic_problem(solving.AUTO_CPSAT_MAX_ITEMS + 1)) == "lp_guided"
+    assert solving.choose_strategy(random_tiny_problem(3), "lp_guided") == "lp_guided"
+    assert "lp_guided" in solving.STRATEGIES
+
+
+def test_sample_round_stays_proven_optimal(tmp_path):
+    from pathlib import Path
+
+    import polars as pl
+
+    from allocation import intake, pipeline
+    from allocation.modeling import build_model
+    sample = Path(__file__).resolve().parents[1] / "data" / "rounds" / "sample"
+    pipeline.validate(sample, tmp_path)
+    pipeline.score(tmp_path)
+    v = intake.load_validated(tmp_path / pipeline.INTAKE_DIR)
+    scores = pl.read_parquet(tmp_path / pipeline.SCORES_FILE)
+    model = build_model(v.applications, v.requests, v.capacity, scores, v.config)
+    assert solving.choose_strategy(model.problem, v.config.solver.strategy) == "cpsat"
+    sol = solve(model.problem, strategy=v.config.solver.strategy, time_limit_s=v.config.solver.time_limit_s,
+                workers=v.config.solver.workers, seed=v.config.solver.seed)
+    assert sol.status == "optimal"
+    # and the LP-guided path on the same round: feasible, within its own valid bound
+    lg = solving_dual.solve_lp_guided(model.problem, polish_core=0)
+    assert_feasible_with_valid_bound(model.problem, lg)
+    assert lg.bound >= sol.objective - 1e-6 * sol.objective
+    assert lg.objective <= sol.objective
+
+
+def test_lp_relaxation_uses_dual_method_above_threshold(monkeypatch):
+    problem = synthetic_problem(2000, seed=5)
+    exact = solve_lp_glop(problem)
+    monkeypatch.setattr(solving, "LP_GLOP_MAX_ITEMS", 100)
+    lp = solve_lp_relaxation(problem)
+    assert lp.status == "optimal"
+    assert lp.bound <= exact.bound * (1 + 1e-9)
+    assert lp.row_duals.shape == exact.row_duals.shape
+    assert lp.cover_duals.shape == exact.cover_duals.shape
+    assert lp.x.shape == (problem.n_items, problem.n_options)
+    solving_dual.forget(problem)
