@@ -43,9 +43,13 @@ def publish_root() -> Path:
 
 
 def published_asset():
-    """The Asset allocation_round's publish task updates and results_index is scheduled on."""
+    """The Asset allocation_round's publish task updates and results_index is scheduled on.
+
+    A fixed URI (not the publish root path): every DAG parses to the same Asset wherever
+    VOUCHER_PUBLISH_ROOT points; the event's extra carries the published path.
+    """
     from airflow.sdk import Asset
-    return Asset(name="published_round", uri=f"file://{publish_root()}")
+    return Asset(name="published_round", uri="voucher://published-rounds")
 
 
 def available_rounds() -> list[str]:

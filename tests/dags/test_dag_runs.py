@@ -94,6 +94,8 @@ class Officer(threading.Thread):
 
 def run_round(dagbag, conf: dict, officer: Officer | None = None):
     dag = dagbag.dags["allocation_round"]
+    # dag.test() keeps the previous run's params on the DAG object: always pass every param.
+    conf = {"budget_krw_override": None, "time_limit_s": 60, "dry_run": False, **conf}
     if officer:
         officer.start()
     try:
