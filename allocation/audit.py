@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 AUDIT_SUFFIX = ".audit.jsonl"
@@ -78,15 +77,9 @@ def actor_from_airflow_context(context) -> dict:
 
 
 def current_actor() -> dict:
-    """The Airflow user when called inside a running Airflow task, else "cli".
+    """Who publishes when the caller names nobody: the command line.
 
-    Best effort and Airflow-free unless Airflow is already loaded: publishing calls it when the
-    caller passed no actor (e.g. the allocation_round DAG's publish task).
+    Airflow tasks pass their actor explicitly (dags/voucher_common.audit_actor); this package
+    never imports Airflow.
     """
-    if "airflow.sdk" in sys.modules:
-        try:
-            from airflow.sdk import get_current_context
-            return actor_from_airflow_context(get_current_context())
-        except Exception:   # not inside a task
-            pass
     return cli_actor()

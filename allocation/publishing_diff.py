@@ -125,22 +125,15 @@ def render_diff_markdown(diff: dict) -> str:
              f"- GPU-hours: {_hours_text(d['gpu_hours'], True)}",
              f"- gained {len(diff['gained'])} ({_krw(diff['gained_krw'])}), lost {len(diff['lost'])} "
              f"({_krw(diff['lost_krw'])}), changed {len(diff['changed'])}, unchanged {diff['unchanged']}", ""]
-    if diff["gained"]:
-        lines += ["## Gained (newly awarded)", "",
-                  "| application | company | region | awarded | co-payment | GPU-hours |",
-                  "|---|---|---|---:|---:|---|"]
-        lines += [f"| {_cell(e['application_id'])} | {_cell(e['company_name'])} | {_cell(e['region'])} | "
-                  f"{_krw(e['awarded_krw'])} | {_krw(e['copay_krw'])} | {_hours_text(e['gpu_hours'])} |"
-                  for e in diff["gained"]]
-        lines.append("")
-    if diff["lost"]:
-        lines += ["## Lost (no longer awarded)", "",
-                  "| application | company | region | was awarded | was co-payment | GPU-hours |",
-                  "|---|---|---|---:|---:|---|"]
-        lines += [f"| {_cell(e['application_id'])} | {_cell(e['company_name'])} | {_cell(e['region'])} | "
-                  f"{_krw(e['awarded_krw'])} | {_krw(e['copay_krw'])} | {_hours_text(e['gpu_hours'])} |"
-                  for e in diff["lost"]]
-        lines.append("")
+    for key, title, was in (("gained", "Gained (newly awarded)", ""), ("lost", "Lost (no longer awarded)", "was ")):
+        if diff[key]:
+            lines += [f"## {title}", "",
+                      f"| application | company | region | {was}awarded | {was}co-payment | GPU-hours |",
+                      "|---|---|---|---:|---:|---|"]
+            lines += [f"| {_cell(e['application_id'])} | {_cell(e['company_name'])} | {_cell(e['region'])} | "
+                      f"{_krw(e['awarded_krw'])} | {_krw(e['copay_krw'])} | {_hours_text(e['gpu_hours'])} |"
+                      for e in diff[key]]
+            lines.append("")
     if diff["changed"]:
         lines += ["## Changed amount", "",
                   "| application | company | awarded old → new | change | share | GPU-hours change |",

@@ -92,10 +92,15 @@ class Officer(threading.Thread):
                 session.commit()
 
 
-def run_round(dagbag, conf: dict, officer: Officer | None = None):
-    dag = dagbag.dags["allocation_round"]
-    # dag.test() keeps the previous run's params on the DAG object: always pass every param.
-    conf = {"budget_krw_override": None, "time_limit_s": 60, "dry_run": False, **conf}
+ROUND_DEFAULTS = {"budget_krw_override": None, "time_limit_s": 60, "dry_run": False}
+
+
+def run_dag(dagbag, dag_id: str, conf: dict, officer: Officer | None = None):
+    """dag.test() with an optional officer answering the approval; returns (run, task states).
+
+    dag.test() keeps the previous run's params on the DAG object, so callers pass every param.
+    """
+    dag = dagbag.dags[dag_id]
     if officer:
         officer.start()
     try:
@@ -104,8 +109,11 @@ def run_round(dagbag, conf: dict, officer: Officer | None = None):
         if officer:
             officer.done.set()
             officer.join(5)
-    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
-    return dr, states
+    return dr, {ti.task_id: ti.state for ti in dr.get_task_instances()}
+
+
+def run_round(dagbag, conf: dict, officer: Officer | None = None):
+    return run_dag(dagbag, "allocation_round", {**ROUND_DEFAULTS, **conf}, officer)
 
 
 def run_folder(runs_root: Path, round_name: str, run_id: str) -> Path:

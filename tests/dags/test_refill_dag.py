@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from tests.dags.conftest import ROUNDS
-from tests.dags.test_dag_runs import FAST, Officer, run_folder, run_round
+from tests.dags.test_dag_runs import FAST, Officer, run_dag, run_folder, run_round
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 ROUND_ID = "2026-R1"
@@ -39,17 +39,7 @@ DEFAULTS = {"responses": "responses.csv", "appeals": "appeals.csv", "as_of": Non
 
 
 def run_refill(dagbag, conf: dict, officer: Officer | None = None):
-    dag = dagbag.dags["round_refill"]
-    conf = {**DEFAULTS, **conf}   # dag.test() keeps the previous run's params otherwise
-    if officer:
-        officer.start()
-    try:
-        dr = dag.test(run_conf=conf)
-    finally:
-        if officer:
-            officer.done.set()
-            officer.join(5)
-    return dr, {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    return run_dag(dagbag, "round_refill", {**DEFAULTS, **conf}, officer)
 
 
 @pytest.fixture
