@@ -170,7 +170,8 @@ def _cpsat_parameters(solver: cp_model.CpSolver, *, time_limit_s: float, workers
     # Evidence (tests/test_solving.py determinism tests, plus a 200-item hard
     # instance solved 5x with time_limit_s=2 and 3x with 10: identical choice
     # vectors and identical deterministic_time in every repetition).
-    p.interleave_search = True
+    # one worker is deterministic as it is; interleaving would only weaken its search
+    p.interleave_search = p.num_workers > 1
     p.max_deterministic_time = float(time_limit_s)
     p.max_time_in_seconds = WALL_SAFETY_FACTOR * float(time_limit_s) + WALL_SAFETY_EXTRA_S
     p.log_search_progress = False

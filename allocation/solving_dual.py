@@ -58,8 +58,11 @@ SOLVER_NAME = "lp-guided (dual prices + rounding + cp-sat polish)"
 MAX_BLOCK_COMBINATIONS = 4096
 DUAL_MAX_ITERATIONS = 400
 DUAL_REL_TOLERANCE = 1e-10
+KNOWN_MIN_TOLERANCE = 1e-9     # relative, f(lam) against a known LP optimum (GLOP's accuracy)
 SAMPLE_ITEMS = 20_000           # items in the GLOP warm-start LP
 POLISH_CORE_ITEMS = 1_500
+POLISH_CORE_FRACTIONS = (0.2, 0.35, 0.5, 1.0)   # LNS core sizes for small problems, one lane
+POLISH_PARALLEL_FRACTIONS = (0.35, 0.5)        # beside a whole-problem lane, two or more lanes
 POLISH_DTIME = 10.0             # CP-SAT deterministic time for the polish
 BOUND_FLOAT_MARGIN = 1e-12      # relative, covers float rounding in f(lam)
 
@@ -299,8 +302,13 @@ def _master(cuts, center: np.ndarray, f_center: float, delta: float):
 
 
 def minimise_dual(S: Structure, lam0: np.ndarray, *, max_iterations: int = DUAL_MAX_ITERATIONS,
-                  tolerance: float = DUAL_REL_TOLERANCE) -> DualResult:
-    """Box-step stabilised cutting planes (Marsten's boxstep) over the D prices."""
+                  tolerance: float = DUAL_REL_TOLERANCE, known_min: float | None = None) -> DualResult:
+    """Box-step stabilised cutting planes (Marsten's boxstep) over the D prices.
+
+    known_min: min f when known from elsewhere (normalised units; the LP optimum of the whole
+    problem when there are no company blocks): reaching it within KNOWN_MIN_TOLERANCE ends the
+    search at once.
+    """
     center = np.maximum(np.asarray(lam0, np.float64), 0.0)
     f_c, g_c, chosen_c = evaluate(S, center)
     cuts = [(f_c, g_c, center.copy())]
@@ -312,6 +320,8 @@ def minimise_dual(S: Structure, lam0: np.ndarray, *, max_iterations: int = DUAL_
     delta = max(0.05 * float(np.abs(center).max(initial=0)), 1e-3)
     lower = -math.inf
     converged = False
+    if known_min is not None and f_c - known_min <= KNOWN_MIN_TOLERANCE * max(abs(f_c), 1e-300):
+        lower, converged, max_iterations = known_min, True, 0
     it = 0
     for it in range(1, max_iterations + 1):
         lam, model = _master(cuts, center, f_c, delta)
@@ -348,14 +358,16 @@ def raw_prices(S: Structure, lam: np.ndarray) -> np.ndarray:
     return lam * S.vscale / S.rscale
 
 
-def warm_start(problem: AllocationProblem, S: Structure) -> np.ndarray:
-    """Prices from the GLOP LP of an evenly spaced sample of companies (capacities scaled)."""
+def warm_start(problem: AllocationProblem, S: Structure) -> tuple[np.ndarray, float | None]:
+    """Prices from the GLOP LP of an evenly spaced sample of companies (capacities scaled);
+    a problem of at most SAMPLE_ITEMS items is its own sample, and then the LP value (raw
+    units) comes back too (else None)."""
     from allocation.solving import solve_lp_glop
     n = problem.n_items
-    if n <= SAMPLE_ITEMS:
-        return np.zeros(S.D)
-    # every step-th company, whole companies (so company caps stay meaningful)
-    step = int(math.ceil(n / SAMPLE_ITEMS))
+    if n == 0:
+        return np.zeros(S.D), None
+    # every step-th company, whole companies (so company caps stay meaningful); all of a small problem
+    step = max(1, int(math.ceil(n / SAMPLE_ITEMS)))
     comp = problem.company
     pick_comp = np.zeros(int(comp.max()) + 1, bool)
     pick_comp[::step] = True
@@ -369,9 +381,10 @@ def warm_start(problem: AllocationProblem, S: Structure) -> np.ndarray:
         cover=problem.cover[:, items], cover_names=problem.cover_names)
     lp = solve_lp_glop(sub)
     if lp.status not in ("optimal", "feasible"):
-        return np.zeros(S.D)
+        return np.zeros(S.D), None
     raw = np.concatenate([lp.row_duals, lp.cover_duals])
-    return raw * S.rscale / S.vscale
+    exact = step == 1 and lp.status == "optimal" and math.isfinite(lp.bound)
+    return raw * S.rscale / S.vscale, (float(lp.bound) if exact else None)
 
 
 # ---------------------------------------------------------------------------
@@ -619,34 +632,53 @@ def _sequential_top_up(problem, S, st: _State, ci: np.ndarray, co: np.ndarray) -
 # ---------------------------------------------------------------------------
 
 
-def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np.ndarray, *,
-           core_items: int, dtime: float, workers: int, seed: int) -> tuple[np.ndarray, dict]:
-    """Re-optimise the items whose reduced value is nearest zero (whole companies), rest fixed."""
-    from allocation.solving import solve_cpsat
-    n, L = problem.n_items, problem.n_options
-    info = {"core_items": 0, "improved_by": 0, "cpsat_status": None}
-    if n == 0 or core_items <= 0:
-        return choice, info
+def _polish_order(problem: AllocationProblem, choice: np.ndarray, red: np.ndarray) -> np.ndarray:
+    """Selectable items, the one whose reduced value is nearest zero first (ties by index)."""
+    n = problem.n_items
     best = np.where(problem.allowed, red, -np.inf).max(axis=1)
-    cur = np.where(choice >= 0, red[np.arange(n), np.maximum(choice, 0)], 0.0)
+    # an unselected item has no current option (inf), not a zero one
+    cur = np.where(choice >= 0, red[np.arange(n), np.maximum(choice, 0)], np.inf)
     closeness = np.minimum(np.abs(best), np.abs(cur))
     closeness = np.where(np.isfinite(closeness), closeness, np.inf)
     candidates = np.flatnonzero(problem.allowed.any(axis=1))
-    if len(candidates) == 0:
-        return choice, info
-    order = candidates[np.lexsort((candidates, closeness[candidates]))][:core_items]
-    core_comp = np.zeros(int(problem.company.max()) + 1, bool)
-    core_comp[problem.company[order]] = True
-    core = np.flatnonzero(core_comp[problem.company] & problem.allowed.any(axis=1))
-    rest = np.setdiff1d(np.arange(n), core)
-    fr = rest[choice[rest] >= 0]
+    return candidates[np.lexsort((candidates, closeness[candidates]))]
+
+
+def polish_rounds(n_candidates: int, core_items: int, lanes: int) -> list[list[int]]:
+    """Core sizes of the LNS polish, round by round (the solves of one round run side by side).
+
+    A large round gets one core of core_items. A small one (an OR-Library instance, a round of
+    a few hundred applications) gets growing cores: one lane: 20%, 35%, 50%, then all of its
+    items; two or more lanes: in each round one lane re-solves all items while another solves a
+    35% (then 50%) core. Every step is hinted with the best allocation so far, and a step over
+    all items can prove optimality. (On OR-Library 30.100, 30 instances at 4.5 deterministic
+    seconds: growing cores alone 0.108% below best-known, with the whole-problem lane 0.073%.)
+    """
+    if n_candidates <= 0 or core_items <= 0:
+        return []
+    cap = min(core_items, n_candidates)
+
+    def size(f: float) -> int:
+        return min(cap, max(1, math.ceil(f * n_candidates)))
+
+    if lanes <= 1:
+        return [[k] for k in sorted({size(f) for f in POLISH_CORE_FRACTIONS})]
+    rounds = [sorted({size(f), cap}) for f in POLISH_PARALLEL_FRACTIONS]
+    return [[cap]] if all(r == [cap] for r in rounds) else rounds
+
+
+def _solve_core(problem: AllocationProblem, choice: np.ndarray, core: np.ndarray, *,
+                dtime: float, workers: int, seed: int):
+    """CP-SAT on the items in `core` (rest fixed at `choice`, hinted with it): (new choice, Solution)."""
+    from allocation.solving import solve_cpsat
+    L = problem.n_options
+    rest = np.ones(problem.n_items, bool)
+    rest[core] = False
+    fr = np.flatnonzero(rest & (choice >= 0))
     fixed_w = problem.weight[:, fr, choice[fr]].sum(axis=1) if len(fr) else np.zeros(len(problem.capacity), np.int64)
     fixed_c = problem.cover[:, fr, choice[fr]].sum(axis=1) if len(fr) else np.zeros(len(problem.cover_names), np.int64)
     m = len(core)
-
-    def pad(a, extra):
-        return np.concatenate([a, extra], axis=-2 if a.ndim >= 2 else 0)
-
+    # the fixed items enter as one pseudo-item forced to option 0 (their summed usage)
     pseudo_w = np.zeros((len(problem.capacity), 1, L), np.int64)
     pseudo_w[:, 0, 0] = fixed_w
     pseudo_c = np.zeros((len(problem.cover_names), 1, L), np.int64)
@@ -666,23 +698,78 @@ def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np
         cover=np.concatenate([problem.cover[:, core], pseudo_c], axis=1),
         cover_names=problem.cover_names)
     hint = np.concatenate([choice[core], [0]])
-    info["core_items"] = m
-    try:
-        sol = solve_cpsat(sub, time_limit_s=dtime, workers=workers, seed=seed, hint=hint, fixed={m: 0})
-    except ValueError as exc:  # overflow: keep the current solution
-        info["cpsat_status"] = f"skipped: {exc}"
-        return choice, info
-    info["cpsat_status"] = sol.details.get("cpsat_status")
-    info["polish_deterministic_time"] = sol.deterministic_time
-    # the core is the whole problem and CP-SAT proved optimality: the answer is optimal
-    info["proved_whole_problem"] = bool(m == n and sol.status == "optimal")
+    sol = solve_cpsat(sub, time_limit_s=dtime, workers=workers, seed=seed, hint=hint, fixed={m: 0})
+    new = choice.copy()
     if sol.status in ("optimal", "feasible"):
-        new = choice.copy()
         new[core] = sol.choice[:m]
-        gain = problem.objective(new) - problem.objective(choice)
-        if gain > 0 and not problem.violations(new):
-            info["improved_by"] = int(gain)
-            return new, info
+    return new, sol
+
+
+def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np.ndarray, *,
+           core_items: int, dtime: float, workers: int, seed: int) -> tuple[np.ndarray, dict]:
+    """LNS over growing cores of the items whose reduced value is nearest zero (whole
+    companies), everything else fixed. Each CP-SAT step is hinted with the best allocation so
+    far and gets the deterministic time the earlier steps left unused. With workers >= 2 the
+    solves of a round (see polish_rounds) run side by side as single-worker CP-SAT solves in
+    threads, each from the same incumbent; the best result wins (ties: the smaller core), so
+    the outcome does not depend on thread timing."""
+    from concurrent.futures import ThreadPoolExecutor
+    n = problem.n_items
+    info: dict = {"core_items": 0, "improved_by": 0, "cpsat_status": None, "steps": []}
+    if n == 0 or core_items <= 0:
+        return choice, info
+    order = _polish_order(problem, choice, red)
+    rounds = polish_rounds(len(order), core_items, max(1, int(workers)))
+    if not rounds:
+        return choice, info
+    lanes = max(len(r) for r in rounds)
+    n_comp = int(problem.company.max()) + 1
+
+    def core_of(size: int) -> np.ndarray:
+        core_comp = np.zeros(n_comp, bool)
+        core_comp[problem.company[order[:size]]] = True
+        return np.flatnonzero(core_comp[problem.company] & problem.allowed.any(axis=1))
+
+    start_objective = best_objective = problem.objective(choice)
+    remaining = float(dtime)
+    used_total = 0.0
+    pool = ThreadPoolExecutor(max_workers=lanes) if lanes > 1 else None
+    try:
+        for k, group in enumerate(rounds):
+            budget = remaining / (len(rounds) - k)
+            cores = [core_of(size) for size in group]
+            incumbent = choice
+
+            def run(core: np.ndarray):
+                return _solve_core(problem, incumbent, core, dtime=budget, workers=1, seed=seed)
+
+            try:
+                results = list(pool.map(run, cores)) if pool else [run(c) for c in cores]
+            except ValueError as exc:  # int64 overflow: keep the current solution
+                info["cpsat_status"] = f"skipped: {exc}"
+                break
+            remaining = max(0.0, remaining - max(min(float(sol.deterministic_time), budget)
+                                                 for _, sol in results))
+            proved = False
+            for core, (new, sol) in zip(cores, results):
+                used_total += float(sol.deterministic_time)
+                info["core_items"] = len(core)
+                info["cpsat_status"] = sol.details.get("cpsat_status")
+                info["steps"].append({"round": k, "core_items": len(core), "status": sol.status,
+                                      "deterministic_time": round(float(sol.deterministic_time), 3)})
+                objective = problem.objective(new)
+                if objective > best_objective and not problem.violations(new):
+                    choice, best_objective = new, objective
+                # the core is the whole problem and CP-SAT proved optimality: the answer is optimal
+                proved |= len(core) == len(order) and sol.status == "optimal"
+            if proved:
+                info["proved_whole_problem"] = True
+                break
+    finally:
+        if pool:
+            pool.shutdown()
+    info["polish_deterministic_time"] = used_total
+    info["improved_by"] = int(best_objective - start_objective)
     return choice, info
 
 
@@ -711,9 +798,14 @@ def dual_prices(problem: AllocationProblem, lam0: np.ndarray | None = None) -> D
         return hit[1]
     start = time.perf_counter()
     S = build_structure(problem)
+    known_min = None
     if lam0 is None:
-        lam0 = warm_start(problem, S)
-    dual = minimise_dual(S, lam0)
+        lam0, lp_value = warm_start(problem, S)
+        if lp_value is not None and not _company_groups(problem):
+            # the warm start was the LP of the whole problem, and without company blocks the
+            # Lagrangian dual equals that LP: min f = the LP value
+            known_min = lp_value / S.vscale
+    dual = minimise_dual(S, lam0, known_min=known_min)
     raw = raw_prices(S, dual.lam)
     R = len(problem.capacity)
     out = DualOutcome(structure=S, dual=dual, row_duals=raw[:R], cover_duals=raw[R:],

@@ -184,3 +184,70 @@ def test_lp_relaxation_uses_dual_method_above_threshold(monkeypatch):
     assert lp.cover_duals.shape == exact.cover_duals.shape
     assert lp.x.shape == (problem.n_items, problem.n_options)
     solving_dual.forget(problem)
+
+
+# --- LNS polish --------------------------------------------------------------------------
+
+
+def test_polish_rounds_grow_to_the_whole_problem_and_cap_large_ones():
+    one_lane = solving_dual.polish_rounds(100, 1500, lanes=1)
+    assert one_lane == [[20], [35], [50], [100]]
+    # two lanes: every round re-solves the whole problem beside a growing core
+    assert solving_dual.polish_rounds(100, 1500, lanes=2) == [[35, 100], [50, 100]]
+    # a large round: one core of core_items, whatever the lanes
+    assert solving_dual.polish_rounds(1_000_000, 1500, lanes=1) == [[1500]]
+    assert solving_dual.polish_rounds(1_000_000, 1500, lanes=2) == [[1500]]
+    assert solving_dual.polish_rounds(0, 1500, lanes=2) == []
+    assert solving_dual.polish_rounds(100, 0, lanes=1) == []
+
+
+def test_polish_core_holds_undecided_items_not_every_unselected_one():
+    """The core is the items whose reduced value is nearest zero. (A bug once ranked every
+    unselected item as 'nearest', so cores were made of hopeless items that could not fit.)"""
+    problem = synthetic_problem(2000, seed=5)
+    d = solving_dual.dual_prices(problem)
+    red = solving_dual.item_reduced(d.structure, d.dual.lam)
+    choice = solving_dual.decode(d.structure, d.dual.chosen)
+    order = solving_dual._polish_order(problem, choice, red)
+    best = np.where(problem.allowed, red, -np.inf).max(axis=1)
+    core = order[:200]
+    # the core's best reduced values sit nearer zero than the rest's
+    assert np.median(np.abs(best[core])) < np.median(np.abs(best[order[200:]]))
+    assert (choice[core] >= 0).any() and (choice[core] < 0).any()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_lns_polish_feasible_deterministic_and_not_worse(workers):
+    problem = synthetic_problem(400, seed=6)
+    runs = []
+    for _ in range(2):
+        solving_dual.forget(problem)
+        runs.append(solving_dual.solve_lp_guided(problem, time_limit_s=1, workers=workers))
+    a, b = runs
+    assert_feasible_with_valid_bound(problem, a)
+    assert np.array_equal(a.choice, b.choice) and a.objective == b.objective
+    steps = a.details["polish"]["steps"]
+    assert steps and steps[-1]["core_items"] <= problem.n_items
+    assert a.objective >= a.details["objective_before_polish"]
+    if workers == 2:   # side-by-side solves: two per round
+        assert [s["round"] for s in steps][:2] == [0, 0]
+
+
+def test_mkp_without_company_blocks_starts_at_the_exact_lp_prices():
+    """An OR-Library-shaped problem: the LP of the whole problem is the Lagrangian optimum, so
+    the dual search stops at once and its bound equals the LP bound."""
+    rng = np.random.default_rng(3)
+    m, n = 5, 60
+    w = rng.integers(1, 100, (m, n))
+    p = AllocationProblem(
+        value=rng.integers(1, 100, (n, 1)), allowed=np.ones((n, 1), bool),
+        weight=w.reshape(m, n, 1), capacity=(w.sum(axis=1) // 2).astype(np.int64),
+        row_names=tuple(f"c{r}" for r in range(m)), company=np.arange(n, dtype=np.int64),
+        company_weight=np.zeros((n, 1), np.int64), company_cap=1,
+        cover=np.zeros((0, n, 1), np.int64), cover_names=())
+    d = solving_dual.dual_prices(p)
+    lp = solve_lp_glop(p)
+    assert d.dual.converged and d.dual.iterations == 0
+    assert d.dual.bound == pytest.approx(lp.bound, rel=1e-8)
+    sol = solving_dual.solve_lp_guided(p, time_limit_s=2, workers=2)
+    assert_feasible_with_valid_bound(p, sol)
