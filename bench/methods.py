@@ -1,7 +1,7 @@
 """One benchmark measurement per process: `python -m bench.methods METHOD N [--time-limit S]`.
 
 Prints one JSON line: objective, bound, solve seconds (loading the problem excluded), peak
-RSS of the whole process (ru_maxrss, loading included), feasibility check.
+RSS of the whole process (VmHWM, loading included), feasibility check.
 
 Methods
   ours      allocation.solving.solve(strategy="auto", workers=1): CP-SAT up to 3000 items,
@@ -19,13 +19,22 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import sys
 import time
 
 import numpy as np
 
 from allocation.problem import AllocationProblem
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries the parent's
+    high-water mark across fork + exec into it, so a child of a large runner reads too high."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def highs_model(problem: AllocationProblem, integer: bool):
@@ -131,7 +140,7 @@ def run_highs(problem: AllocationProblem, time_limit: float, integer: bool) -> d
 def measure(method: str, n: int, time_limit: float) -> dict:
     from bench.rounds import load_problem
     problem = load_problem(n)
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_loaded = peak_rss_mib()
     start = time.perf_counter()
     out: dict = {"method": method, "n": n, "items": problem.n_items}
     try:
@@ -166,7 +175,7 @@ def measure(method: str, n: int, time_limit: float) -> dict:
     except ValueError as exc:   # e.g. CP-SAT int64 overflow refusal
         out.update(objective=None, bound=None, status=f"refused: {str(exc)[:90]}")
     out["seconds"] = round(time.perf_counter() - start, 3)
-    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_rss_mib"] = round(peak_rss_mib(), 1)
     out["rss_after_load_mib"] = round(rss_loaded, 1)
     return out
 

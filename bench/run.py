@@ -169,16 +169,17 @@ def orlib_table(res: dict[str, list[dict]], time_limit: float) -> list[str]:
 
 
 E2E_SCRIPT = r"""
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from allocation import pipeline
+from bench.methods import peak_rss_mib
 t = time.perf_counter()
 report = pipeline.run_round(Path(sys.argv[1]), Path(sys.argv[2]))
 wall = time.perf_counter() - t
 timings = json.loads((Path(sys.argv[2]) / "timings.json").read_text())
 print(json.dumps({"wall": round(wall, 2), "timings": timings, "status": report["status"],
                   "gap": report["gap"], "objective": report["objective"],
-                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+                  "peak_rss_mib": round(peak_rss_mib(), 1)}))
 """
 
 
