@@ -55,10 +55,9 @@ def read_file(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
 
 def best_known(path: Path) -> dict[str, int]:
     """'5.100-00' -> best feasible value (first table of best-feasible-slns.txt)."""
+    # integer values only: the second table (LP relaxation values) is written as floats
     best: dict[str, int] = {}
-    text = path.read_text()
-    first_table = text.split("LP relaxation")[1] if "LP relaxation" in text else text
-    for name, val in re.findall(r"^\s*(\d+\.\d+-\d+)\s+(\d+)\s*$", first_table, re.M):
+    for name, val in re.findall(r"^\s*(\d+\.\d+-\d+)\s+(\d+)\s*$", path.read_text(), re.M):
         best.setdefault(name, int(val))
     return best
 
