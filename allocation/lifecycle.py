@@ -143,6 +143,31 @@ def _membership_issues(frame: pl.DataFrame, file: str, bad: pl.Expr, code: str,
                           message, pl.col(APP_ID))
 
 
+def _read_with_common_checks(round_dir: Path, name: str, spec, known_ids: set[str],
+                             optional: tuple[str, ...] = ()):
+    """Read a lifecycle table (missing optional columns added empty) and find the issues every
+    such table shares: bad cells, duplicate rows, unknown application ids.
+
+    Returns (frame, typed, file name, digest, known ids as a list literal, [issue frames]).
+    """
+    path = _table_file(round_dir, name)
+    frame, digest = _read(path, spec)
+    file = path.name
+    for column in optional:
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.String).alias(column))
+    typed, cell_issues = intake._check_cells(frame, spec, file, date.today(), pl.col(APP_ID))
+    known = pl.Series(sorted(known_ids), dtype=pl.String).implode()
+    common = [
+        cell_issues,
+        intake._duplicate_issues(frame, spec, file, "duplicate_row", APP_ID, pl.col(APP_ID)),
+        _membership_issues(frame, file, ~pl.col(APP_ID).is_in(known), "unknown_application",
+                           pl.format("application_id '{}' does not match any application of the round",
+                                     pl.col(APP_ID))),
+    ]
+    return frame, typed, file, digest, known, common
+
+
 def read_responses(round_dir: Path, name: str, known_ids: set[str], awardees: set[str],
                    previous_label: str) -> tuple[pl.DataFrame, str]:
     """Validated responses (application_id, response, responded_on, source_row) and file hash.
@@ -150,18 +175,11 @@ def read_responses(round_dir: Path, name: str, known_ids: set[str], awardees: se
     Every bad row is listed in one RoundError: bad cells (empty id, unknown response value,
     bad date), duplicates, unknown application ids, responses from non-awardees.
     """
-    path = _table_file(round_dir, name)
-    frame, digest = _read(path, RESPONSES)
-    file = path.name
-    typed, issues = intake._check_cells(frame, RESPONSES, file, date.today(), pl.col(APP_ID))
-    known = pl.Series(sorted(known_ids), dtype=pl.String).implode()
+    frame, typed, file, digest, known, common = _read_with_common_checks(
+        round_dir, name, RESPONSES, known_ids)
     award = pl.Series(sorted(awardees), dtype=pl.String).implode()
     issues = pl.concat([
-        issues,
-        intake._duplicate_issues(frame, RESPONSES, file, "duplicate_row", APP_ID, pl.col(APP_ID)),
-        _membership_issues(frame, file, ~pl.col(APP_ID).is_in(known), "unknown_application",
-                           pl.format("application_id '{}' does not match any application of the round",
-                                     pl.col(APP_ID))),
+        *common,
         _membership_issues(frame, file, pl.col(APP_ID).is_in(known) & ~pl.col(APP_ID).is_in(award),
                            "not_awardee",
                            pl.format("application '{}' was not awarded in {}; only awardees respond",
@@ -179,21 +197,11 @@ def _bool_cell(column: str) -> tuple[pl.Expr, pl.Expr]:
 
 def read_appeals(round_dir: Path, name: str, known_ids: set[str]) -> tuple[pl.DataFrame, str]:
     """Validated appeals (application_id, decision, note, make_eligible, source_row), file hash."""
-    path = _table_file(round_dir, name)
-    frame, digest = _read(path, APPEALS)
-    file = path.name
-    for optional in ("note", "make_eligible"):
-        if optional not in frame.columns:
-            frame = frame.with_columns(pl.lit(None, pl.String).alias(optional))
-    typed, issues = intake._check_cells(frame, APPEALS, file, date.today(), pl.col(APP_ID))
-    known = pl.Series(sorted(known_ids), dtype=pl.String).implode()
+    frame, typed, file, digest, _, common = _read_with_common_checks(
+        round_dir, name, APPEALS, known_ids, optional=("note", "make_eligible"))
     eligible_value, bad_bool = _bool_cell("make_eligible")
     issues = pl.concat([
-        issues,
-        intake._duplicate_issues(frame, APPEALS, file, "duplicate_row", APP_ID, pl.col(APP_ID)),
-        _membership_issues(frame, file, ~pl.col(APP_ID).is_in(known), "unknown_application",
-                           pl.format("application_id '{}' does not match any application of the round",
-                                     pl.col(APP_ID))),
+        *common,
         intake._issues(frame.filter(bad_bool), file, "make_eligible", "bad_boolean",
                        pl.format("make_eligible '{}' is not true/false (yes/no, 1/0 also accepted)",
                                  pl.col("make_eligible")), pl.col(APP_ID)),

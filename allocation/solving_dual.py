@@ -668,8 +668,9 @@ def polish_rounds(n_candidates: int, core_items: int, lanes: int) -> list[list[i
 
 
 def _solve_core(problem: AllocationProblem, choice: np.ndarray, core: np.ndarray, *,
-                dtime: float, workers: int, seed: int):
-    """CP-SAT on the items in `core` (rest fixed at `choice`, hinted with it): (new choice, Solution)."""
+                dtime: float, seed: int):
+    """Single-worker CP-SAT on the items in `core` (rest fixed at `choice`, hinted with it):
+    (new choice, Solution)."""
     from allocation.solving import solve_cpsat
     L = problem.n_options
     rest = np.ones(problem.n_items, bool)
@@ -698,7 +699,7 @@ def _solve_core(problem: AllocationProblem, choice: np.ndarray, core: np.ndarray
         cover=np.concatenate([problem.cover[:, core], pseudo_c], axis=1),
         cover_names=problem.cover_names)
     hint = np.concatenate([choice[core], [0]])
-    sol = solve_cpsat(sub, time_limit_s=dtime, workers=workers, seed=seed, hint=hint, fixed={m: 0})
+    sol = solve_cpsat(sub, time_limit_s=dtime, workers=1, seed=seed, hint=hint, fixed={m: 0})
     new = choice.copy()
     if sol.status in ("optimal", "feasible"):
         new[core] = sol.choice[:m]
@@ -741,7 +742,7 @@ def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np
             incumbent = choice
 
             def run(core: np.ndarray):
-                return _solve_core(problem, incumbent, core, dtime=budget, workers=1, seed=seed)
+                return _solve_core(problem, incumbent, core, dtime=budget, seed=seed)
 
             try:
                 results = list(pool.map(run, cores)) if pool else [run(c) for c in cores]

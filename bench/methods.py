@@ -4,7 +4,7 @@ Prints one JSON line: objective, bound, solve seconds (loading the problem exclu
 RSS of the whole process (VmHWM, loading included), feasibility check.
 
 Methods
-  ours      allocation.solving.solve(strategy="auto", workers=1): CP-SAT up to 3000 items,
+  ours      allocation.solving.solve(strategy="auto", workers=1): CP-SAT up to 500 items,
             LP-guided above (what `voucher allocate` runs with the default round.toml)
   greedy    by score, the largest level that fits capacity/budget/company cap; then drop the
             lowest-scored non-members until every quota holds; then fill by score
