@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.targets import targets_table
+
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 METHODS = ("ours", "greedy", "greedy1", "cpsat", "highs", "lp")
@@ -44,6 +46,13 @@ def sh(args: list[str], timeout: float) -> list[dict]:
     return rows
 
 
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def machine() -> dict:
     cpu = "unknown"
     try:
@@ -60,12 +69,8 @@ def machine() -> dict:
                 mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
     except OSError:
         pass
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = (float("nan"),) * 3
     return {"nproc": os.cpu_count(), "cpu": cpu, "ram": mem, "python": platform.python_version(),
-            "load_at_start": f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"}
+            "load_at_start": load_average()}
 
 
 def fmt_obj(x) -> str:
@@ -153,7 +158,7 @@ def run_orlib(per_class: int | None, time_limit: float, strategies: list[str]) -
 
 def orlib_table(res: dict[str, list[dict]], time_limit: float) -> list[str]:
     lines = ["| class m.n | instances | strategy | mean gap to best-known | max gap | "
-             "median s | max s | proven optimal |", "|---|---|---|---|---|---|---|---|"]
+             "median s | max s | within 10 s | proven optimal |", "|---|---|---|---|---|---|---|---|---|"]
     for strategy, rows in res.items():
         classes: dict[str, list[dict]] = {}
         for r in rows:
@@ -164,7 +169,7 @@ def orlib_table(res: dict[str, list[dict]], time_limit: float) -> list[str]:
             lines.append(
                 f"| {cls} | {len(rs)} | {strategy} | {statistics.mean(gaps) * 100:.3f}% | "
                 f"{max(gaps) * 100:.3f}% | {statistics.median(secs):.1f} | {max(secs):.1f} | "
-                f"{sum(r['status'] == 'optimal' for r in rs)} |")
+                f"{sum(s <= 10.0 for s in secs)} | {sum(r['status'] == 'optimal' for r in rs)} |")
     return lines
 
 
@@ -230,18 +235,26 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m for m in a.methods.split(",") if m]
     t0 = time.perf_counter()
     results = run_sizes(sizes, methods, a.time_limit, a.repeat)
+    mach["load_after_sizes"] = load_average()
     per_class = None if a.orlib == "all" else (1 if a.orlib == "first" else (None if a.orlib == "none" else int(a.orlib)))
     orlib = (run_orlib(per_class, a.orlib_time_limit, [x for x in a.orlib_strategies.split(",") if x])
              if a.orlib != "none" else {})
+    mach["load_after_orlib"] = load_average()
     e2e = run_e2e([int(x) for x in a.e2e.split(",") if x])
+    mach["load_at_end"] = load_average()
     total = time.perf_counter() - t0
 
     md = ["# Benchmarks", "",
           f"Command: `{command.strip()}` (run {started}, {total / 60:.1f} min in all).", "",
           f"Machine: {mach['nproc']} cores ({mach['cpu']}), {mach['ram']} RAM, Python {mach['python']}; "
-          f"load average at start {mach['load_at_start']} — the machine is shared with other work, so "
-          "absolute seconds vary by 2-3x between runs; compare the methods side by side within one run.",
-          "", "## Synthetic rounds", "",
+          f"load average (1, 5, 15 min) at start {mach['load_at_start']}, after the synthetic rounds "
+          f"{mach['load_after_sizes']}, after OR-Library {mach['load_after_orlib']}, at the end "
+          f"{mach['load_at_end']} (this run's own solvers use 1-2 cores). The machine is shared with "
+          "other work, so absolute seconds vary by 2-3x between runs; compare the methods side by side "
+          "within one run.", "",
+          "## Targets of Issue 5, judged from this run's numbers (bench/targets.py)", "",
+          *targets_table(results, orlib, e2e), "",
+          "## Synthetic rounds", "",
           "Rounds from `allocation.synthetic` (seed 0): 4 GPU types + budget, levels {0, 50, 75, 100%}, "
           "~20% all-or-nothing, per-company cap, two quotas; objective Σ score × awarded KRW. "
           "Each method runs in its own process; seconds = solve only (loading excluded, model building "

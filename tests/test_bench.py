@@ -81,3 +81,51 @@ def test_peak_rss_is_this_process_not_an_inherited_high_water_mark():
     after = methods.peak_rss_mib()
     assert after >= before + 50
     del block
+
+
+def _size(objective, bound, greedy, single=None, lp=None, seconds=1.0):
+    out = {"ours": {"objective": objective, "bound": bound, "seconds": seconds},
+           "greedy": {"objective": greedy}}
+    if single is not None:
+        out["greedy1"] = {"objective": single}
+    if lp is not None:
+        out["lp"] = {"bound": lp}
+    return out
+
+
+def test_targets_are_judged_from_the_numbers():
+    from bench import targets
+    good = {n: _size(1_000_000, 1_000_005, 990_000, single=980_000) for n in targets.GAP_SIZES}
+    good[1_000_000]["ours"]["seconds"] = 29.0
+    e2e = {100_000: {"wall": 59.0, "peak_rss_mib": 900.0, "timings": {}},
+           1_000_000: {"wall": 170.0, "peak_rss_mib": 8000.0, "timings": {"solve": 29.0}}}
+    orlib_rows = {"lp_guided": [{"class": "5.100", "instance": "5.100-00", "gap_to_best": 0.0009,
+                                 "seconds": 9.9, "status": "feasible"}]}
+    table = "\n".join(targets.targets_table(good, orlib_rows, e2e))
+    assert "NOT met" not in table and table.count("| met |") == 7
+
+    # one slow OR-Library instance, 1M over 30 s, gap above 1e-5 at 100k
+    orlib_rows["lp_guided"].append({"class": "5.100", "instance": "5.100-01", "gap_to_best": 0.0,
+                                    "seconds": 10.5, "status": "optimal"})
+    bad = {**good, 100_000: _size(1_000_000, 1_000_020, 990_000)}
+    bad[1_000_000] = _size(1_000_000, 1_000_005, 990_000, seconds=31.0)
+    lines = targets.targets_table(bad, orlib_rows, e2e)
+    verdicts = {line.split(" | ")[0].lstrip("| "): line.rsplit(" | ", 1)[1] for line in lines[2:]}
+    assert verdicts["gap to the bound ≤ 1e-5 at 10k / 100k / 1M"] == "**NOT met** |"
+    assert verdicts["1M solve ≤ 30 s (2 cores)"] == "**NOT met** |"
+    assert "5.100-01 10.5 s" in lines[-1] and lines[-1].endswith("**NOT met** |")
+
+
+def test_greedy_target_says_when_the_bound_makes_it_unreachable():
+    from bench import targets
+    # greedy 0.1% below the proven bound: +0.5% is impossible, and the row says why
+    res = {n: _size(1_000_000, 1_000_100, 999_000, lp=1_000_200) for n in targets.GAP_SIZES}
+    row = targets.greedy_row(res)
+    assert row[2] == "**NOT met**" and "Unreachable" in row[1] and "0.110%" in row[1]
+    # greedy 1% below and we are 0.9% over it: met, and nothing claimed unreachable
+    res = {n: _size(1_000_000, 1_000_010, 991_000) for n in targets.GAP_SIZES}
+    row = targets.greedy_row(res)
+    assert row[2] == "met" and "Unreachable" not in row[1]
+    # the LP relaxation bound is reported beside ours
+    gap = targets.gap_row({n: _size(1_000_000, 1_000_005, 990_000, lp=1_000_050) for n in targets.GAP_SIZES})
+    assert gap[2] == "met" and "LP relaxation bound 4.5e-05 above our bound" in gap[1]
