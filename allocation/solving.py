@@ -185,11 +185,13 @@ def solve_cpsat(
     seed: int = 0,
     hint: np.ndarray | None = None,
     fixed: dict[int, int] | None = None,
+    parameters: dict[str, object] | None = None,
 ) -> Solution:
     """Solve exactly with CP-SAT (deterministic for a given problem, seed and workers).
 
     hint:  choice vector (-1 = none) given to CP-SAT as a complete solution hint.
     fixed: item -> option forced in the solution (-1 = forced to none).
+    parameters: further CP-SAT parameters (name -> value), set after the defaults.
     """
     start = time.perf_counter()
     n, L = problem.n_items, problem.n_options
@@ -266,6 +268,8 @@ def solve_cpsat(
 
     solver = cp_model.CpSolver()
     _cpsat_parameters(solver, time_limit_s=time_limit_s, workers=workers, seed=seed)
+    for name, value in (parameters or {}).items():
+        setattr(solver.parameters, name, value)
     status = solver.solve(model)
     if status == cp_model.MODEL_INVALID:
         raise RuntimeError(f"CP-SAT rejected the model: {model.validate()}")

@@ -7,7 +7,7 @@ import pytest
 
 from allocation import solving, solving_dual
 from allocation.problem import AllocationProblem
-from allocation.solving import brute_force, solve, solve_lp_glop, solve_lp_relaxation
+from allocation.solving import brute_force, solve, solve_cpsat, solve_lp_glop, solve_lp_relaxation
 from tests.test_solving import make_problem, random_tiny_problem
 
 
@@ -251,3 +251,27 @@ def test_mkp_without_company_blocks_starts_at_the_exact_lp_prices():
     assert d.dual.bound == pytest.approx(lp.bound, rel=1e-8)
     sol = solving_dual.solve_lp_guided(p, time_limit_s=2, workers=2)
     assert_feasible_with_valid_bound(p, sol)
+
+
+def test_large_round_core_gets_its_own_cp_sat_parameters():
+    """One core that is a strict part of the round (a large round) is solved with
+    LARGE_CORE_PARAMETERS; growing cores (small rounds, OR-Library) keep the defaults."""
+    problem = synthetic_problem(400, seed=6)
+    solving_dual.forget(problem)
+    large = solving_dual.solve_lp_guided(problem, time_limit_s=1, workers=1, polish_core=60)
+    assert large.details["polish"]["core_parameters"] == solving_dual.LARGE_CORE_PARAMETERS
+    assert [s["round"] for s in large.details["polish"]["steps"]] == [0]
+    assert_feasible_with_valid_bound(problem, large)
+    small = solving_dual.solve_lp_guided(problem, time_limit_s=1, workers=1)
+    assert small.details["polish"]["core_parameters"] == {}
+    solving_dual.forget(problem)
+
+
+def test_solve_cpsat_applies_extra_parameters():
+    problem = synthetic_problem(400, seed=6)
+    free = solve_cpsat(problem, time_limit_s=2, workers=1)
+    starved = solve_cpsat(problem, time_limit_s=2, workers=1, parameters={"max_deterministic_time": 1e-6})
+    assert free.deterministic_time > 1e-3
+    assert starved.deterministic_time < free.deterministic_time
+    with pytest.raises(AttributeError):
+        solve_cpsat(problem, time_limit_s=1, workers=1, parameters={"no_such_parameter": 1})
