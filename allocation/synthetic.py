@@ -377,9 +377,18 @@ def _scores(rng: np.random.Generator, quality: np.ndarray, reviewers_per_applica
 
 
 def build_round(n_applications: int, *, seed: int = 0, bad_rows: bool = False,
-                oversubscription: float = 4.0, reviewers_per_application: int = 3) -> SyntheticRound:
-    """Generate a round in memory (see generate_round)."""
+                oversubscription: float = 4.0, reviewers_per_application: int = 3,
+                capacity_factors: tuple[float, ...] | None = None) -> SyntheticRound:
+    """Generate a round in memory (see generate_round).
+
+    capacity_factors: GPU-hours on offer per type (GPU_TYPES order) relative to what the budget
+    would buy of it; default CAPACITY_FACTOR (only H200 scarcer than the money).
+    """
     n = int(n_applications)
+    factors = CAPACITY_FACTOR if capacity_factors is None else tuple(float(f) for f in capacity_factors)
+    if len(factors) != len(GPU_TYPES) or min(factors) <= 0:
+        raise ValueError(f"capacity_factors needs {len(GPU_TYPES)} positive numbers "
+                         f"({', '.join(GPU_TYPES)}), got {list(factors)}")
     if n < 1:
         raise ValueError("n_applications must be at least 1")
     if oversubscription <= 0:
@@ -444,7 +453,7 @@ def build_round(n_applications: int, *, seed: int = 0, bad_rows: bool = False,
 
     # --- capacity and budget --------------------------------------------------------
     demand = np.bincount(req_gpu, weights=req_hours, minlength=len(GPU_TYPES))
-    cap_hours = [_round_sig(demand[g] / oversubscription * CAPACITY_FACTOR[g]) for g in range(len(GPU_TYPES))]
+    cap_hours = [_round_sig(demand[g] / oversubscription * factors[g]) for g in range(len(GPU_TYPES))]
     capacity = pl.DataFrame({
         "gpu_type": list(GPU_TYPES),
         "gpu_hours": pl.Series(cap_hours, dtype=pl.Int64),
@@ -789,7 +798,8 @@ def _readme(result: SyntheticRound, table_format: str, encodings: dict[str, str]
 
 def generate_round(out_dir: Path | str, n_applications: int, *, seed: int = 0, bad_rows: bool = False,
                    table_format: str = "csv", encoding: str | dict[str, str] = "utf-8",
-                   oversubscription: float = 4.0, reviewers_per_application: int = 3) -> Path:
+                   oversubscription: float = 4.0, reviewers_per_application: int = 3,
+                   capacity_factors: tuple[float, ...] | None = None) -> Path:
     """Write a synthetic round folder and return its path.
 
     encoding: "utf-8" or "cp949" for every csv table, or a dict per table stem, e.g.
@@ -800,13 +810,15 @@ def generate_round(out_dir: Path | str, n_applications: int, *, seed: int = 0, b
     _table_encodings(encoding, table_format)          # fail before the work
     result = build_round(n_applications, seed=seed, bad_rows=bad_rows,
                          oversubscription=oversubscription,
-                         reviewers_per_application=reviewers_per_application)
+                         reviewers_per_application=reviewers_per_application,
+                         capacity_factors=capacity_factors)
     command = _command(out_dir, n_applications, seed, bad_rows, table_format, encoding,
-                       oversubscription, reviewers_per_application)
+                       oversubscription, reviewers_per_application, capacity_factors)
     return write_round(result, out_dir, table_format=table_format, encoding=encoding, command=command)
 
 
-def _command(out_dir, n, seed, bad_rows, table_format, encoding, oversubscription, reviewers) -> str:
+def _command(out_dir, n, seed, bad_rows, table_format, encoding, oversubscription, reviewers,
+             capacity_factors=None) -> str:
     parts = ["python -m allocation.synthetic", str(out_dir), f"--applications {n}", f"--seed {seed}"]
     if bad_rows:
         parts.append("--bad-rows")
@@ -821,6 +833,8 @@ def _command(out_dir, n, seed, bad_rows, table_format, encoding, oversubscriptio
         parts.append(f"--oversubscription {oversubscription:g}")
     if reviewers != 3:
         parts.append(f"--reviewers {reviewers}")
+    if capacity_factors is not None:
+        parts.append("--capacity-factors " + ",".join(f"{f:g}" for f in capacity_factors))
     return " ".join(parts)
 
 
@@ -849,6 +863,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requested cost / cost the budget can fund (default 4)")
     p.add_argument("--reviewers", type=int, default=3, dest="reviewers_per_application",
                    help="reviewers per application (default 3)")
+    p.add_argument("--capacity-factors", metavar="F,F,F,F", default=None,
+                   help=f"GPU-hours on offer per type ({','.join(GPU_TYPES)}) relative to what the "
+                        f"budget would buy of it (default {','.join(f'{f:g}' for f in CAPACITY_FACTOR)}; "
+                        "below 1 = that type runs out before the money)")
     return p
 
 
@@ -869,10 +887,16 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"--table-encoding: unknown table(s) {sorted(unknown)}")
     try:
+        factors = (None if args.capacity_factors is None
+                   else tuple(float(x) for x in args.capacity_factors.split(",")))
+    except ValueError:
+        parser.error(f"--capacity-factors {args.capacity_factors!r}: expected numbers separated by commas")
+    try:
         out = generate_round(args.out_dir, args.applications, seed=args.seed, bad_rows=args.bad_rows,
                              table_format=args.table_format, encoding=encoding,
                              oversubscription=args.oversubscription,
-                             reviewers_per_application=args.reviewers_per_application)
+                             reviewers_per_application=args.reviewers_per_application,
+                             capacity_factors=factors)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -129,3 +129,12 @@ def test_greedy_target_says_when_the_bound_makes_it_unreachable():
     # the LP relaxation bound is reported beside ours
     gap = targets.gap_row({n: _size(1_000_000, 1_000_005, 990_000, lp=1_000_050) for n in targets.GAP_SIZES})
     assert gap[2] == "met" and "LP relaxation bound 4.5e-05 above our bound" in gap[1]
+
+
+def test_gpu_scarce_rounds_bench_rows(bench_data):
+    from bench import scarce
+    rows = scarce.measure(300, (0.5, 0.6, 0.7, 0.8), time_limit=1)
+    assert len(rows) == 4
+    gaps = [float(r.split(" | ")[3]) for r in rows]
+    assert all(g >= 0 for g in gaps)        # nothing above the proven bound
+    assert "gpu:H200" in rows[0] and "gpu:L40S" in rows[0]   # every GPU type has a price

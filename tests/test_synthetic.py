@@ -413,3 +413,21 @@ def test_generation_is_fast(tmp_path):
     start = time.perf_counter()
     synthetic.build_round(100_000, seed=1)
     assert time.perf_counter() - start < 10.0
+
+
+def test_capacity_factors_make_every_gpu_type_scarce(tmp_path, capsys):
+    scarce = (0.5, 0.6, 0.7, 0.8)
+    r = synthetic.build_round(600, seed=2, capacity_factors=scarce)
+    default = synthetic.build_round(600, seed=2)
+    cap = dict(zip(r.tables["capacity"]["gpu_type"], r.tables["capacity"]["gpu_hours"]))
+    cap0 = dict(zip(default.tables["capacity"]["gpu_type"], default.tables["capacity"]["gpu_hours"]))
+    for g, f, f0 in zip(synthetic.GPU_TYPES, scarce, synthetic.CAPACITY_FACTOR):
+        assert cap[g] / cap0[g] == pytest.approx(f / f0, rel=0.01), g
+    assert r.tables["applications"].equals(default.tables["applications"])   # only capacity moves
+    with pytest.raises(ValueError, match="4 positive numbers"):
+        synthetic.build_round(50, capacity_factors=(0.5, 0.5))
+    assert synthetic.main([str(tmp_path / "s"), "-n", "60", "--capacity-factors", "0.5,0.6,0.7,0.8"]) == 0
+    assert "--capacity-factors 0.5,0.6,0.7,0.8" in (tmp_path / "s" / "README.md").read_text()
+    assert synthetic.main([str(tmp_path / "t"), "-n", "60", "--capacity-factors", "0.5,0"]) == 2
+    with pytest.raises(SystemExit):
+        synthetic.main([str(tmp_path / "u"), "-n", "60", "--capacity-factors", "a,b,c,d"])
