@@ -713,7 +713,8 @@ def _solve_core(problem: AllocationProblem, choice: np.ndarray, core: np.ndarray
 
 
 def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np.ndarray, *,
-           core_items: int, dtime: float, workers: int, seed: int) -> tuple[np.ndarray, dict]:
+           core_items: int, dtime: float, workers: int, seed: int,
+           large_core_parameters: dict[str, object] = LARGE_CORE_PARAMETERS) -> tuple[np.ndarray, dict]:
     """LNS over growing cores of the items whose reduced value is nearest zero (whole
     companies), everything else fixed. Each CP-SAT step is hinted with the best allocation so
     far and gets the deterministic time the earlier steps left unused. With workers >= 2 the
@@ -732,7 +733,7 @@ def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np
     lanes = max(len(r) for r in rounds)
     n_comp = int(problem.company.max()) + 1
     # a large round: one core, a strict part of the round
-    parameters = LARGE_CORE_PARAMETERS if rounds == [[core_items]] and core_items < len(order) else None
+    parameters = large_core_parameters if rounds == [[core_items]] and core_items < len(order) else None
     info["core_parameters"] = parameters or {}
 
     def core_of(size: int) -> np.ndarray:
@@ -836,7 +837,8 @@ def forget(problem: AllocationProblem) -> None:
 
 def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, workers: int = 1,
                     seed: int = 0, polish_core: int = POLISH_CORE_ITEMS,
-                    lam0: np.ndarray | None = None) -> Solution:
+                    lam0: np.ndarray | None = None,
+                    large_core_parameters: dict[str, object] = LARGE_CORE_PARAMETERS) -> Solution:
     """Dual prices -> rounding -> repair -> top-up -> CP-SAT polish on the core (see module doc)."""
     start = time.perf_counter()
     n = problem.n_items
@@ -857,7 +859,7 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
     t = time.perf_counter()
     dtime = min(float(time_limit_s), POLISH_DTIME)
     choice, pinfo = polish(problem, S, choice, red, core_items=polish_core, dtime=dtime,
-                           workers=workers, seed=seed)
+                           workers=workers, seed=seed, large_core_parameters=large_core_parameters)
     timings["polish"] = round(time.perf_counter() - t, 3)
     bad = problem.violations(choice)
     if bad:  # never expected: the steps above keep every limit

@@ -2,6 +2,7 @@
 
 Data lives outside the repository (default $VOUCHER_BENCH_DATA or /tmp/voucher-bench):
   round_<n>/        raw round folder (CSV, as officers send them), allocation.synthetic seed 0
+                    (round_<n>_gpu_<factors>/ etc. for rounds with other GPU capacity factors)
   prepared_<n>/     intake/ + scores.parquet (pipeline.validate + pipeline.score)
   problem_<n>.npz   the AllocationProblem arrays (what every solver method loads)
 """
@@ -23,29 +24,34 @@ def data_dir() -> Path:
     return path
 
 
-def round_dir(n: int) -> Path:
-    path = data_dir() / f"round_{n}"
+def _name(kind: str, n: int, capacity_factors: tuple[float, ...] | None) -> str:
+    tag = "" if capacity_factors is None else "_gpu_" + "_".join(f"{f:g}" for f in capacity_factors)
+    return f"{kind}_{n}{tag}"
+
+
+def round_dir(n: int, capacity_factors: tuple[float, ...] | None = None) -> Path:
+    path = data_dir() / _name("round", n, capacity_factors)
     if not (path / "round.toml").exists():
         from allocation.synthetic import generate_round
-        generate_round(path, n, seed=SEED)
+        generate_round(path, n, seed=SEED, capacity_factors=capacity_factors)
     return path
 
 
-def prepared_dir(n: int) -> Path:
+def prepared_dir(n: int, capacity_factors: tuple[float, ...] | None = None) -> Path:
     from allocation import pipeline
-    path = data_dir() / f"prepared_{n}"
+    path = data_dir() / _name("prepared", n, capacity_factors)
     if not (path / pipeline.SCORES_FILE).exists():
-        pipeline.validate(round_dir(n), path)
+        pipeline.validate(round_dir(n, capacity_factors), path)
         pipeline.score(path)
     return path
 
 
-def model_data(n: int):
+def model_data(n: int, capacity_factors: tuple[float, ...] | None = None):
     """ModelData of the round with n applications (validate + score cached)."""
     import polars as pl
     from allocation import intake, pipeline
     from allocation.modeling import build_model
-    prepared = prepared_dir(n)
+    prepared = prepared_dir(n, capacity_factors)
     v = intake.load_validated(prepared / pipeline.INTAKE_DIR)
     scores = pl.read_parquet(prepared / pipeline.SCORES_FILE)
     return build_model(v.applications, v.requests, v.capacity, scores, v.config)

@@ -17,38 +17,18 @@ import time
 DEFAULT_FACTORS = ("0.5,0.6,0.7,0.8", "0.4,0.6,0.9,1.4")
 
 
-def scarce_problem(n: int, factors: tuple[float, ...]):
-    import polars as pl
-    from allocation import intake, pipeline, synthetic
-    from allocation.modeling import build_model
-    from bench.rounds import SEED, data_dir
-    tag = "_".join(f"{f:g}" for f in factors)
-    folder = data_dir() / f"scarce_{n}_{tag}"
-    if not (folder / "prepared" / pipeline.SCORES_FILE).exists():
-        synthetic.generate_round(folder / "round", n, seed=SEED, capacity_factors=factors)
-        pipeline.validate(folder / "round", folder / "prepared")
-        pipeline.score(folder / "prepared")
-    v = intake.load_validated(folder / "prepared" / pipeline.INTAKE_DIR)
-    scores = pl.read_parquet(folder / "prepared" / pipeline.SCORES_FILE)
-    return build_model(v.applications, v.requests, v.capacity, scores, v.config).problem
-
-
 def measure(n: int, factors: tuple[float, ...], time_limit: float) -> list[str]:
     from allocation import solving_dual
-    problem = scarce_problem(n, factors)
-    rows = []
+    from bench.rounds import model_data
+    problem = model_data(n, factors).problem
     runs = {}
     for label, params in (("ours (large-core parameters)", solving_dual.LARGE_CORE_PARAMETERS),
                           ("ours (CP-SAT defaults in the core)", {})):
-        saved = solving_dual.LARGE_CORE_PARAMETERS
-        solving_dual.LARGE_CORE_PARAMETERS = params
-        try:
-            solving_dual.forget(problem)
-            t = time.perf_counter()
-            sol = solving_dual.solve_lp_guided(problem, time_limit_s=time_limit, workers=1, seed=0)
-            runs[label] = (sol, time.perf_counter() - t)
-        finally:
-            solving_dual.LARGE_CORE_PARAMETERS = saved
+        solving_dual.forget(problem)
+        t = time.perf_counter()
+        sol = solving_dual.solve_lp_guided(problem, time_limit_s=time_limit, workers=1, seed=0,
+                                           large_core_parameters=params)
+        runs[label] = (sol, time.perf_counter() - t)
     bound = min(sol.bound for sol, _ in runs.values())
     for label, fn in (("greedy by score (+quota repair, fill)", solving_dual.solve_greedy),
                       ("greedy by score, single pass", solving_dual.solve_greedy_single_pass)):
@@ -56,6 +36,7 @@ def measure(n: int, factors: tuple[float, ...], time_limit: float) -> list[str]:
         runs[label] = (fn(problem), time.perf_counter() - t)
     prices = runs["ours (large-core parameters)"][0].details.get("row_prices", {})
     binding = ", ".join(k for k, v in prices.items() if v > 0)
+    rows = []
     for label, (sol, secs) in runs.items():
         assert not problem.violations(sol.choice), label
         rows.append(f"| {','.join(f'{f:g}' for f in factors)} | {label} | {sol.objective:.6e} | "
@@ -69,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--factors", action="append", default=None)
     ap.add_argument("--time-limit", type=float, default=30.0)
     a = ap.parse_args(argv)
-    print(f"Command: `.venv/bin/python -m bench.scarce {' '.join(argv if argv is not None else sys.argv[1:])}`"
+    print(f"Command: `{' '.join(['.venv/bin/python -m bench.scarce', *(argv if argv is not None else sys.argv[1:])])}`"
           f" ({a.applications:,} applications, synthetic seed 0, deterministic)\n")
     print("| capacity factors | method | objective | gap to the proven bound | seconds | rows with a price > 0 |")
     print("|---|---|---|---|---|---|")

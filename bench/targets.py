@@ -117,14 +117,15 @@ def orlib_row(orlib: dict[str, list[dict]]) -> list[str] | None:
     worst = max(means, key=means.get) if means else None
     slow = [r for r in rows if r["seconds"] > ORLIB_SECONDS]
     secs = [r["seconds"] for r in rows]
-    text = (f"{len(rows)} instances, {len(classes)} classes: worst class mean {means[worst]:.3%} ({worst}); "
+    worst_text = f"worst class mean {means[worst]:.3%} ({worst})" if worst else "no class fully solved"
+    text = (f"{len(rows)} instances, {len(classes)} classes: {worst_text}; "
             f"{len(rows) - len(slow)} of {len(rows)} within {ORLIB_SECONDS:g} s (median "
             f"{statistics.median(secs):.1f} s, max {max(secs):.1f} s)")
     if slow:
         text += "; over: " + ", ".join(f"{r['instance']} {r['seconds']:.1f} s" for r in slow[:10])
     if missing:
         text += "; no feasible answer in " + ", ".join(missing)
-    ok = not missing and not slow and means[worst] <= ORLIB_GAP
+    ok = not missing and not slow and worst is not None and means[worst] <= ORLIB_GAP
     return ["OR-Library mean gap ≤ 0.1% per class at ≤ 10 s per instance", text, _verdict(ok)]
 
 
