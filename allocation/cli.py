@@ -1,4 +1,6 @@
-"""`voucher` command line: validate, allocate, publish, lookup, diff, refill, appeal, generate.
+"""`voucher` command line: validate, allocate, publish, lookup, diff, refill, appeal.
+
+Synthetic rounds for demos and benchmarks: python -m bench.synthetic (not part of the engine).
 
 Exit codes: 0 done; 1 `validate --strict` found problems; 2 the round cannot run
 (the message says why); 3 internal error (re-run with --debug for the traceback).
@@ -9,15 +11,22 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from allocation import intake, lifecycle, lookup, pipeline, publishing, publishing_diff, synthetic
+from allocation import files, intake
 from allocation.config import load_config
 from allocation.errors import RoundError
+from allocation.publish import diff, lookup
+from allocation.publish.index import refresh_index
+from allocation.publish.version import publish
+from allocation.rounds import allocate
+from allocation.rounds.approval import lifecycle_markdown
+from allocation.rounds.lifecycle.refill import run_lifecycle
 
 # markup=False: file contents and messages may contain [brackets] that are not styling.
 console = Console(highlight=False, markup=False)
@@ -101,8 +110,8 @@ def print_summary(report: dict, out_dir: Path) -> None:
     console.print(f"Solver: {report['solver']['name']} — {proof}, gap {report['gap']:.2e}")
     for warning in report["warnings"]:
         console.print(f"Warning: {warning}", style="bold yellow")
-    console.print(f"Results: {out_dir / 'outcomes.csv'}, {out_dir / 'awards.csv'}, "
-                  f"{out_dir / 'solution.json'}")
+    console.print(f"Results: {out_dir / (files.OUTCOMES + '.csv')}, {out_dir / (files.AWARDS + '.csv')}, "
+                  f"{out_dir / files.SOLUTION}")
 
 
 def cmd_allocate(args: argparse.Namespace) -> int:
@@ -111,7 +120,7 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         def on_stage(name: str) -> None:
             status.update(f"{name} …")
             console.log(f"{name}")
-        report = pipeline.run_round(args.round_dir, args.out, budget_krw=args.budget_krw,
+        report = allocate.run_round(args.round_dir, args.out, budget_krw=args.budget_krw,
                                     time_limit_s=args.time_limit, on_stage=on_stage)
     print_summary(report, args.out)
     console.print(f"Done in {time.perf_counter() - started:.1f} s.")
@@ -119,9 +128,11 @@ def cmd_allocate(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    info = publishing.publish(args.out_dir, args.publish_root)
+    info = publish(args.out_dir, args.publish_root)
     verb = "published" if info["created"] else "already published (nothing changed)"
     console.print(f"Round {info['round_id']} {verb} as v{info['version']}: {info['path']}")
+    refresh_index(args.publish_root)
+    console.print(f"Index of published rounds: {Path(args.publish_root) / files.INDEX}")
     return 0
 
 
@@ -134,15 +145,28 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     try:
-        return publishing_diff.cli_diff(args.old, args.new, as_json=args.json)
+        return diff.cli_diff(args.old, args.new, as_json=args.json)
     except (FileNotFoundError, ValueError) as exc:
         raise RoundError(str(exc)) from None
 
 
 def cmd_lifecycle(args: argparse.Namespace) -> int:
-    return lifecycle.cli_lifecycle(args.round_dir, args.previous, args.out, as_of=args.as_of,
-                                   responses=args.responses, appeals=args.appeals,
-                                   require_appeals=args.command == "appeal", time_limit_s=args.time_limit)
+    """`voucher refill` / `voucher appeal`: run, print the officer summary.
+
+    RoundError (exit 2) for any bad input: responses/appeals files, previous version, infeasible refill.
+    """
+    try:
+        day = date.fromisoformat(args.as_of) if args.as_of else None
+    except ValueError:
+        raise RoundError(f"--as-of {args.as_of!r}: not a date YYYY-MM-DD") from None
+    out = Path(args.out)
+    report = run_lifecycle(Path(args.round_dir), Path(args.previous), out, as_of=day,
+                           responses=args.responses, appeals=args.appeals,
+                           require_appeals=args.command == "appeal", time_limit_s=args.time_limit)
+    print(lifecycle_markdown(report, out))
+    print(f"Results: {out / (files.OUTCOMES + '.csv')}, {out / (files.CHANGES + '.csv')}, "
+          f"{out / files.LIFECYCLE_REPORT}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,17 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--appeals", help="appeals file name in the round folder (default appeals.csv)")
         p.add_argument("--time-limit", type=float)
         p.set_defaults(func=cmd_lifecycle)
-
-    # handled by synthetic.main (see main below); listed here for --help
-    sub.add_parser("generate", help="write a synthetic round folder (tests, benchmarks); "
-                   "voucher generate --help for options", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["generate"]:
-        return synthetic.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -106,6 +106,23 @@ CAPACITY = TableSpec(
     key=("gpu_type",),
 )
 TABLES: tuple[TableSpec, ...] = (APPLICATIONS, REQUESTS, REVIEWS, CAPACITY)
+
+# Officers' files after publication (allocation.intake.officer_files). Optional columns of
+# appeals: note, make_eligible (true/false, yes/no, 1/0).
+ACCEPTED, DECLINED = "accepted", "declined"
+UPHELD, REJECTED = "upheld", "rejected"
+RESPONSES = TableSpec(
+    stem="responses",
+    columns=(ColumnSpec("application_id", ID),
+             ColumnSpec("response", ENUM, choices=(ACCEPTED, DECLINED)),
+             ColumnSpec("responded_on", DATE)),
+    key=("application_id",))
+APPEALS = TableSpec(
+    stem="appeals",
+    columns=(ColumnSpec("application_id", ID),
+             ColumnSpec("decision", ENUM, choices=(UPHELD, REJECTED))),
+    key=("application_id",))
+APPEALS_OPTIONAL = ("note", "make_eligible")
 TABLE_EXTENSIONS: tuple[str, ...] = (".csv", ".xlsx", ".parquet")
 CONFIG_FILE = "round.toml"
 

@@ -4,7 +4,7 @@ Prints one JSON line: objective, bound, solve seconds (loading the problem exclu
 RSS of the whole process (VmHWM, loading included), feasibility check.
 
 Methods
-  ours      allocation.solving.solve(strategy="auto", workers=1): CP-SAT up to 500 items,
+  ours      allocation.solve.dispatch.solve(strategy="auto", workers=1): CP-SAT up to 500 items,
             LP-guided above (what `voucher allocate` runs with the default round.toml)
   greedy    by score, the largest level that fits capacity/budget/company cap; then drop the
             lowest-scored non-members until every quota holds; then fill by score
@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from allocation.problem import AllocationProblem
+from allocation.model.problem import AllocationProblem
 
 
 def peak_rss_mib() -> float:
@@ -40,8 +40,8 @@ def peak_rss_mib() -> float:
 def highs_model(problem: AllocationProblem, integer: bool):
     """The allocation MIP/LP as a highspy model built from numpy arrays (row-wise CSR)."""
     import highspy
-    from allocation.solving import _binding_company_groups, _fixed_arrays, _model_variables
-    ii, ll = _model_variables(problem, *_fixed_arrays(problem, None))
+    from allocation.solve.arrays import binding_company_groups, fixed_arrays, model_variables
+    ii, ll = model_variables(problem, *fixed_arrays(problem, None))
     K = len(ii)
     vals = problem.value[ii, ll].astype(np.float64)
     vscale = float(np.abs(vals).max()) if K and np.abs(vals).max() > 0 else 1.0
@@ -145,19 +145,19 @@ def measure(method: str, n: int, time_limit: float) -> dict:
     out: dict = {"method": method, "n": n, "items": problem.n_items}
     try:
         if method in ("ours", "ours_polish0"):
-            from allocation import solving
-            sol = solving.solve(problem, strategy="auto", time_limit_s=time_limit, workers=1, seed=0)
+            from allocation.solve import dispatch
+            sol = dispatch.solve(problem, strategy="auto", time_limit_s=time_limit, workers=1, seed=0)
             out.update(objective=sol.objective, bound=sol.bound, status=sol.status,
                        strategy=sol.details.get("strategy", "cpsat"),
                        stage_seconds=sol.details.get("stage_seconds"))
             choice = sol.choice
         elif method in ("greedy", "greedy1"):
-            from allocation.solving_dual import solve_greedy, solve_greedy_single_pass
+            from bench.greedy import solve_greedy, solve_greedy_single_pass
             sol = solve_greedy(problem) if method == "greedy" else solve_greedy_single_pass(problem)
             out.update(objective=sol.objective, bound=None, status=sol.status)
             choice = sol.choice
         elif method == "cpsat":
-            from allocation.solving import solve_cpsat
+            from allocation.solve.cpsat import solve_cpsat
             sol = solve_cpsat(problem, time_limit_s=time_limit, workers=2, seed=0)
             out.update(objective=sol.objective if sol.status != "no_solution" else None,
                        bound=sol.bound if math.isfinite(sol.bound) else None, status=sol.status)

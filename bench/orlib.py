@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from allocation.problem import AllocationProblem
+from allocation.model.problem import AllocationProblem
 
 
 def orlib_dir() -> Path:
@@ -96,13 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-class", type=int, default=None)
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args(argv)
-    from allocation import solving, solving_dual
+    from allocation.solve import dispatch
     for cls, name, problem, best in instances(a.per_class):
         t = time.perf_counter()
-        sol = solving.solve(problem, strategy=a.strategy, time_limit_s=a.time_limit,
+        sol = dispatch.solve(problem, strategy=a.strategy, time_limit_s=a.time_limit,
                             workers=a.workers, seed=0)
         secs = time.perf_counter() - t
-        solving_dual.forget(problem)
         ok = not problem.violations(sol.choice)
         print(json.dumps({"class": cls, "instance": name, "objective": sol.objective if ok else None,
                           "best_known": best, "bound": sol.bound, "status": sol.status,

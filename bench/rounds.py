@@ -1,9 +1,9 @@
 """Synthetic benchmark rounds: generated once, validated and scored once, cached on disk.
 
 Data lives outside the repository (default $VOUCHER_BENCH_DATA or /tmp/voucher-bench):
-  round_<n>/        raw round folder (CSV, as officers send them), allocation.synthetic seed 0
+  round_<n>/        raw round folder (CSV, as officers send them), bench.synthetic seed 0
                     (round_<n>_gpu_<factors>/ etc. for rounds with other GPU capacity factors)
-  prepared_<n>/     intake/ + scores.parquet (pipeline.validate + pipeline.score)
+  prepared_<n>/     intake/ + scores.parquet (allocation.rounds.allocate.validate + score)
   problem_<n>.npz   the AllocationProblem arrays (what every solver method loads)
 """
 
@@ -32,28 +32,29 @@ def _name(kind: str, n: int, capacity_factors: tuple[float, ...] | None) -> str:
 def round_dir(n: int, capacity_factors: tuple[float, ...] | None = None) -> Path:
     path = data_dir() / _name("round", n, capacity_factors)
     if not (path / "round.toml").exists():
-        from allocation.synthetic import generate_round
+        from bench.synthetic import generate_round
         generate_round(path, n, seed=SEED, capacity_factors=capacity_factors)
     return path
 
 
 def prepared_dir(n: int, capacity_factors: tuple[float, ...] | None = None) -> Path:
-    from allocation import pipeline
+    from allocation import files
+    from allocation.rounds import allocate
     path = data_dir() / _name("prepared", n, capacity_factors)
-    if not (path / pipeline.SCORES_FILE).exists():
-        pipeline.validate(round_dir(n, capacity_factors), path)
-        pipeline.score(path)
+    if not (path / files.SCORES).exists():
+        allocate.validate(round_dir(n, capacity_factors), path)
+        allocate.score(path)
     return path
 
 
 def model_data(n: int, capacity_factors: tuple[float, ...] | None = None):
     """ModelData of the round with n applications (validate + score cached)."""
     import polars as pl
-    from allocation import intake, pipeline
-    from allocation.modeling import build_model
+    from allocation import files, intake
+    from allocation.model.build import build_model
     prepared = prepared_dir(n, capacity_factors)
-    v = intake.load_validated(prepared / pipeline.INTAKE_DIR)
-    scores = pl.read_parquet(prepared / pipeline.SCORES_FILE)
+    v = intake.load_validated(prepared / files.INTAKE)
+    scores = pl.read_parquet(prepared / files.SCORES)
     return build_model(v.applications, v.requests, v.capacity, scores, v.config)
 
 
@@ -73,7 +74,7 @@ def problem_path(n: int) -> Path:
 
 
 def load_problem(n: int):
-    from allocation.problem import AllocationProblem
+    from allocation.model.problem import AllocationProblem
     with np.load(problem_path(n)) as z:
         return AllocationProblem(
             **{f: z[f] for f in _FIELDS}, company_cap=int(z["company_cap"]),

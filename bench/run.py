@@ -1,11 +1,11 @@
 """The benchmark, one command:  .venv/bin/python -m bench.run [--sizes 1000,10000] [...]
 
-1. Synthetic rounds of each size (allocation.synthetic, seed 0; generated, validated and
+1. Synthetic rounds of each size (bench.synthetic, seed 0; generated, validated and
    scored once, cached in $VOUCHER_BENCH_DATA or /tmp/voucher-bench). For each size, each
    method runs in its own subprocess (honest peak RSS), one after the other in this run:
-   ours (solving.solve strategy auto), greedy by score, plain CP-SAT, HiGHS MIP, LP bound.
+   ours (allocation.solve.dispatch.solve, strategy auto), greedy by score, plain CP-SAT, HiGHS MIP, LP bound.
 2. OR-Library Chu-Beasley MKP instances (read from ../shared/benchmarks/orlib at run time).
-3. End to end: raw round folder -> outcomes (pipeline.run_round, as `voucher allocate`), per
+3. End to end: raw round folder -> outcomes (allocation.rounds.allocate.run_round, as `voucher allocate`), per
    stage seconds (timings.json) and peak RSS, for the --e2e sizes.
 Writes BENCHMARKS.md (tables, machine, command) at the project root.
 """
@@ -176,10 +176,10 @@ def orlib_table(res: dict[str, list[dict]], time_limit: float) -> list[str]:
 E2E_SCRIPT = r"""
 import json, sys, time
 from pathlib import Path
-from allocation import pipeline
+from allocation.rounds import allocate
 from bench.methods import peak_rss_mib
 t = time.perf_counter()
-report = pipeline.run_round(Path(sys.argv[1]), Path(sys.argv[2]))
+report = allocate.run_round(Path(sys.argv[1]), Path(sys.argv[2]))
 wall = time.perf_counter() - t
 timings = json.loads((Path(sys.argv[2]) / "timings.json").read_text())
 print(json.dumps({"wall": round(wall, 2), "timings": timings, "status": report["status"],
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
           "## Targets of Issue 5, judged from this run's numbers (bench/targets.py)", "",
           *targets_table(results, orlib, e2e), "",
           "## Synthetic rounds", "",
-          "Rounds from `allocation.synthetic` (seed 0): 4 GPU types + budget, levels {0, 50, 75, 100%}, "
+          "Rounds from `bench.synthetic` (seed 0): 4 GPU types + budget, levels {0, 50, 75, 100%}, "
           "~20% all-or-nothing, per-company cap, two quotas; objective Σ score × awarded KRW. "
           "Each method runs in its own process; seconds = solve only (loading excluded, model building "
           "included), peak RSS = whole process. Time limit per method: "
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                f"Read from `../shared/benchmarks/orlib` at run time; instances: "
                f"{'all 30' if per_class is None else f'the first {per_class} of each tightness group of 10'} "
                f"per file. Each MKP is an AllocationProblem with one option per item, no company caps, "
-               f"no quotas, solved through `solving.solve` with {a.orlib_time_limit:g} deterministic "
+               f"no quotas, solved through `allocation.solve.dispatch.solve` with {a.orlib_time_limit:g} deterministic "
                "seconds and 2 workers; seconds are wall seconds of the whole solve. `lp_guided` = LP "
                "prices → rounding → top-up → LNS polish: two rounds of two single-worker CP-SAT solves "
                "side by side (a 35% then 50% core of the items nearest the price cut-off, beside the "
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         md += orlib_table(orlib, a.orlib_time_limit)
         md.append("")
     if e2e:
-        md += ["## End to end (`voucher allocate` equivalent: pipeline.run_round)", "",
+        md += ["## End to end (`voucher allocate` equivalent: allocation.rounds.allocate.run_round)", "",
                "Raw CSV round folder → validate (intake, someone else's module) → score → allocate "
                "(build model, solve, explain, write outcomes/awards/solution.json). Stage seconds from "
                "timings.json; whole = wall time of run_round; peak RSS of the process.", ""]

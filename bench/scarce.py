@@ -18,20 +18,20 @@ DEFAULT_FACTORS = ("0.5,0.6,0.7,0.8", "0.4,0.6,0.9,1.4")
 
 
 def measure(n: int, factors: tuple[float, ...], time_limit: float) -> list[str]:
-    from allocation import solving_dual
+    from allocation.solve import lp_guided
+    from bench.greedy import solve_greedy, solve_greedy_single_pass
     from bench.rounds import model_data
     problem = model_data(n, factors).problem
     runs = {}
-    for label, params in (("ours (large-core parameters)", solving_dual.LARGE_CORE_PARAMETERS),
+    for label, params in (("ours (large-core parameters)", lp_guided.LARGE_CORE_PARAMETERS),
                           ("ours (CP-SAT defaults in the core)", {})):
-        solving_dual.forget(problem)
         t = time.perf_counter()
-        sol = solving_dual.solve_lp_guided(problem, time_limit_s=time_limit, workers=1, seed=0,
+        sol = lp_guided.solve_lp_guided(problem, time_limit_s=time_limit, workers=1, seed=0,
                                            large_core_parameters=params)
         runs[label] = (sol, time.perf_counter() - t)
     bound = min(sol.bound for sol, _ in runs.values())
-    for label, fn in (("greedy by score (+quota repair, fill)", solving_dual.solve_greedy),
-                      ("greedy by score, single pass", solving_dual.solve_greedy_single_pass)):
+    for label, fn in (("greedy by score (+quota repair, fill)", solve_greedy),
+                      ("greedy by score, single pass", solve_greedy_single_pass)):
         t = time.perf_counter()
         runs[label] = (fn(problem), time.perf_counter() - t)
     prices = runs["ours (large-core parameters)"][0].details.get("row_prices", {})

@@ -1,6 +1,6 @@
 """One voucher round: validate → score → allocate → (officer approves) → publish.
 
-Thin wiring over allocation.pipeline / allocation.publishing; helpers in voucher_common.py.
+Thin wiring over allocation.rounds / allocation.publish; helpers in voucher_common.py.
 Each run works in RUNS_ROOT/<round folder>/<run id>/; XCom carries only paths and small summaries.
 """
 
@@ -48,8 +48,9 @@ TRANSIENT = {"retries": 2, "retry_exponential_backoff": 2.0, "max_retry_delay": 
 def allocation_round():
     @task(retries=0)  # bad input is final: never retried
     def validate(params=None, run_id=None) -> dict:
-        from allocation import pipeline
+        from allocation import files
         from allocation.errors import RoundError
+        from allocation.rounds import allocate as stages
         try:
             round_dir = vc.resolve_round(params["round"])
         except ValueError as exc:
@@ -57,11 +58,11 @@ def allocation_round():
         out = vc.reset_dir(vc.run_dir(round_dir, run_id))
         log.info("round %s -> run folder %s", round_dir, out)
         try:
-            pipeline.validate(round_dir, out, budget_krw=params["budget_krw_override"],
+            stages.validate(round_dir, out, budget_krw=params["budget_krw_override"],
                               time_limit_s=params["time_limit_s"])
         except RoundError as exc:
-            (out / "validation_error.txt").write_text(f"{exc}\n", encoding="utf-8")
-            log.error("ROUND CANNOT RUN (written to %s):\n%s", out / "validation_error.txt", exc)
+            (out / files.VALIDATION_ERROR).write_text(f"{exc}\n", encoding="utf-8")
+            log.error("ROUND CANNOT RUN (written to %s):\n%s", out / files.VALIDATION_ERROR, exc)
             raise AirflowFailException(f"round cannot run: {exc}") from None
         quality = vc.log_quality(out, "validate")["intake"]
         return {"round_dir": str(round_dir), "out_dir": str(out), "applications": quality["applications"],
@@ -69,18 +70,19 @@ def allocation_round():
 
     @task
     def score(v: dict) -> dict:
-        from allocation import pipeline
-        summary = pipeline.score(Path(v["out_dir"]))
+        from allocation.rounds import allocate as stages
+        summary = stages.score(Path(v["out_dir"]))
         log.info("SCORES %s", summary)
         return {**v, "scored": summary["scored"]}
 
     @task(pool=os.environ.get("VOUCHER_SOLVER_POOL") or "default_pool")  # production: one solver per worker
     def allocate(s: dict) -> dict:
-        from allocation import pipeline
+        from allocation.rounds import allocate as stages
+        from allocation.rounds.approval import approval_markdown
         out = Path(s["out_dir"])
-        report = pipeline.allocate(out)
+        report = stages.allocate(out)
         vc.log_quality(out, "allocate")
-        md = vc.approval_markdown(report, out)
+        md = approval_markdown(report, out)
         log.info("ALLOCATION SUMMARY\n%s", md)
         keep = ("funded", "awarded_krw", "budget_used_share", "gpu_utilisation", "by_status")
         return {"out_dir": str(out), "round_id": report["round_id"], "status": report["status"],
@@ -103,7 +105,7 @@ def allocation_round():
 
     @task(outlets=[PUBLISHED])
     def publish(a: dict, outlet_events=None, **context) -> dict:
-        from allocation.publishing import publish as publish_round
+        from allocation.publish.version import publish as publish_round
         actor = vc.audit_actor(context)  # who triggered and approved, for the audit trail
         log.info("approval: %s", actor)
         result = publish_round(Path(a["out_dir"]), vc.publish_root(), actor=actor)

@@ -3,7 +3,7 @@
 prepare (round folder + responses + appeals, previous = latest published version) → score →
 allocate (refill: accepted and pending awards fixed, declined and lapsed released) →
 officer approves → publish v<N+1> (same Asset as allocation_round, so results_index refreshes).
-Thin wiring over allocation.lifecycle / allocation.publishing; helpers in voucher_common.py.
+Thin wiring over allocation.rounds.lifecycle / allocation.publish; helpers in voucher_common.py.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ TRANSIENT = {"retries": 2, "retry_exponential_backoff": 2.0, "max_retry_delay": 
 
 
 def _fail(out: Path, exc: Exception, what: str):
-    (out / "validation_error.txt").write_text(f"{exc}\n", encoding="utf-8")
-    log.error("%s (written to %s):\n%s", what, out / "validation_error.txt", exc)
+    from allocation import files
+    (out / files.VALIDATION_ERROR).write_text(f"{exc}\n", encoding="utf-8")
+    log.error("%s (written to %s):\n%s", what, out / files.VALIDATION_ERROR, exc)
     return AirflowFailException(f"{what}: {exc}")
 
 
@@ -52,9 +53,9 @@ def _fail(out: Path, exc: Exception, what: str):
 def round_refill():
     @task(retries=0)  # bad input is final: never retried
     def prepare(params=None, run_id=None) -> dict:
-        from allocation import lifecycle
         from allocation.config import load_config
         from allocation.errors import RoundError
+        from allocation.rounds.lifecycle import refill
         try:
             round_dir = vc.resolve_round(params["round"])
             responses = vc.plain_file_name(params["responses"])
@@ -70,7 +71,7 @@ def round_refill():
                 raise RoundError(f"round {round_id} has no published version under {vc.publish_root()}; "
                                  f"publish it first (allocation_round)")
             log.info("round %s: refill against %s as of %s -> run folder %s", round_dir, previous, as_of, out)
-            summary = lifecycle.prepare(round_dir, previous, out, as_of=as_of, responses=responses,
+            summary = refill.prepare(round_dir, previous, out, as_of=as_of, responses=responses,
                                         appeals=appeals, time_limit_s=params["time_limit_s"])
         except RoundError as exc:
             raise _fail(out, exc, "REFILL CANNOT RUN") from None
@@ -79,21 +80,22 @@ def round_refill():
 
     @task
     def score(p: dict) -> dict:
-        from allocation import pipeline
-        log.info("SCORES %s", pipeline.score(Path(p["out_dir"])))
+        from allocation.rounds import allocate as stages
+        log.info("SCORES %s", stages.score(Path(p["out_dir"])))
         return p
 
     @task(retries=0, pool=os.environ.get("VOUCHER_SOLVER_POOL") or "default_pool")
     def allocate(s: dict) -> dict:
-        from allocation import lifecycle
         from allocation.errors import RoundError
+        from allocation.rounds.approval import lifecycle_markdown
+        from allocation.rounds.lifecycle import refill
         out = Path(s["out_dir"])
         try:
-            report = lifecycle.allocate(out)
+            report = refill.allocate(out)
         except RoundError as exc:
             raise _fail(out, exc, "REFILL CANNOT RUN") from None
         vc.log_quality(out, "allocate")
-        md = lifecycle.summary_markdown(report, out)
+        md = lifecycle_markdown(report, out)
         log.info("REFILL SUMMARY\n%s", md)
         return {"out_dir": str(out), "round_id": report["round_id"], "status": report["status"],
                 "kind": report["lifecycle"]["kind"], "gained": report["lifecycle"]["gained"],
@@ -111,7 +113,7 @@ def round_refill():
     @task(outlets=[PUBLISHED])
     def publish(a: dict, outlet_events=None, **context) -> dict:
         from allocation.errors import RoundError
-        from allocation.publishing import publish as publish_round
+        from allocation.publish.version import publish as publish_round
         actor = vc.audit_actor(context)
         log.info("approval: %s", actor)
         try:

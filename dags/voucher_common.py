@@ -17,12 +17,13 @@ import logging
 import os
 import re
 import shutil
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 log = logging.getLogger("voucher.common")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+NOTIFICATIONS = "notifications.log"   # RUNS_ROOT/notifications.log: every failure notice
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -104,77 +105,28 @@ def reset_dir(path: Path) -> Path:
     return path
 
 
-def _atomic_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 # --- What officers read ----------------------------------------------------------
-
-def _counts(d: dict | None) -> str:
-    items = sorted((d or {}).items(), key=lambda kv: (-kv[1], str(kv[0])))
-    return ", ".join(f"{k}={v}" for k, v in items) or "none"
-
 
 def log_quality(out_dir: Path, stage: str) -> dict:
     """Log the data-quality numbers already written to quality.json, one readable line each."""
-    path = Path(out_dir) / "quality.json"
+    from allocation import files   # the engine is imported when a task runs, not at DAG parse time
+    from allocation.rounds.approval import counts_text
+    path = Path(out_dir) / files.QUALITY
     quality = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     intake = quality.get("intake", {})
     if stage == "validate" and intake:
         log.info("DATA QUALITY applications in: %s | eligible: %s | request rows accepted: %s | "
                  "review rows accepted: %s", intake.get("applications"), intake.get("eligible"),
                  intake.get("request_rows_accepted"), intake.get("review_rows_accepted"))
-        log.info("DATA QUALITY rows with issues by file: %s", _counts(intake.get("rows_with_issues_by_file")))
-        log.info("DATA QUALITY ineligible by reason: %s", _counts(intake.get("ineligible_by_reason")))
+        log.info("DATA QUALITY rows with issues by file: %s", counts_text(intake.get("rows_with_issues_by_file")))
+        log.info("DATA QUALITY ineligible by reason: %s", counts_text(intake.get("ineligible_by_reason")))
         log.info("DATA QUALITY issues by file:code (%s in total): %s", intake.get("issues"),
-                 _counts(intake.get("issues_by_file_and_code")))
+                 counts_text(intake.get("issues_by_file_and_code")))
     outcomes = quality.get("outcomes", {})
     if stage == "allocate" and outcomes:
-        log.info("OUTCOMES by status: %s", _counts(outcomes.get("by_status")))
-        log.info("OUTCOMES by reason: %s", _counts(outcomes.get("by_reason")))
+        log.info("OUTCOMES by status: %s", counts_text(outcomes.get("by_status")))
+        log.info("OUTCOMES by reason: %s", counts_text(outcomes.get("by_reason")))
     return quality
-
-
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f} %"
-
-
-def _krw(x) -> str:
-    return "n/a" if x is None else f"₩{int(x):,}"
-
-
-def approval_markdown(report: dict, out_dir: Path) -> str:
-    """What the approving officer sees in the Required Actions page."""
-    s = report.get("summary", {})
-    gap = report.get("gap")
-    lines = [
-        f"### Round {report.get('round_id')}: allocation ready for approval",
-        "",
-        "| | |", "|---|---|",
-        f"| Funded | **{s.get('funded')}** of {s.get('applications')} applications |",
-        f"| Awarded (budget share) | {_krw(s.get('awarded_krw'))} of {_krw(s.get('budget_krw'))} "
-        f"(**{_pct(s.get('budget_used_share'))}** used) |",
-        f"| SME co-pay | {_krw(s.get('copay_krw'))} |",
-        f"| Score cut-off | {s.get('score_cutoff')} |",
-        f"| Solver | {report.get('status')}, gap {'n/a' if gap is None else f'{100 * gap:.2f} %'} |",
-        "", "**GPU utilisation**", "",
-        "| GPU | awarded h | capacity h | used |", "|---|---:|---:|---:|",
-    ]
-    for gpu, used in (s.get("gpu_utilisation") or {}).items():
-        lines.append(f"| {gpu} | {s.get('gpu_hours_awarded', {}).get(gpu, 0):,} | "
-                     f"{s.get('gpu_hours_capacity', {}).get(gpu, 0):,} | {_pct(used)} |")
-    lines += ["", "**Quotas** (share of awarded budget)", "", "| quota | share | minimum |", "|---|---:|---:|"]
-    for q in (report.get("limits") or {}).get("quotas") or []:
-        lines.append(f"| {q.get('quota')} | {_pct(q.get('share'))} | {_pct(q.get('min_share'))} |")
-    lines += ["", f"**Outcomes:** {_counts(s.get('by_status'))}",
-              "", f"**Top reasons:** {_counts(dict(list(sorted((s.get('by_reason') or {}).items(), key=lambda kv: -kv[1]))[:6]))}"]
-    for w in report.get("warnings") or []:
-        lines.append(f"\n> ⚠ {w}")
-    lines += ["", f"Full results: `{out_dir}` (outcomes.csv, awards.csv, solution.json).",
-              "", "**Approve** publishes a new version of the award list; **Reject** publishes nothing."]
-    return "\n".join(lines)
 
 
 # --- Notifications ------------------------------------------------------------
@@ -185,7 +137,7 @@ def notify(subject: str, message: str, context: dict | None = None) -> None:
     log.error("NOTIFICATION %s: %s", subject, message)
     root = runs_root()
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / "notifications.log", "a", encoding="utf-8") as handle:
+    with open(root / NOTIFICATIONS, "a", encoding="utf-8") as handle:
         handle.write(f"{stamp}\t{subject}\t{message}\n")
     email = os.environ.get("VOUCHER_ALERT_EMAIL")
     if email and context is not None:
@@ -214,38 +166,18 @@ def on_deadline_missed(context: dict | None = None, **kwargs) -> None:
            f"Check the Required Actions page (approval pending?) and the task logs.")
 
 
-# --- Published index --------------------------------------------------------------
+# --- Published rounds ------------------------------------------------------------
 
-def refresh_index(root: Path | None = None) -> dict:
-    """Rewrite PUBLISH_ROOT/index.json from the folders on disk (idempotent)."""
-    root = root or publish_root()
-    rounds = {}
-    for round_root in sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")):
-        versions = sorted(int(v.name[1:]) for v in round_root.glob("v*")
-                          if v.is_dir() and v.name[1:].isdigit() and (v / "manifest.json").is_file())
-        if versions:
-            latest = round_root / f"v{versions[-1]}"
-            pages = [latest / n for n in ("report.html", "awards_public.html") if (latest / n).is_file()]
-            rounds[round_root.name] = {
-                "versions": versions, "latest": versions[-1], "latest_path": str(latest),
-                "results_page": str(pages[0]) if pages else None,
-                "award_list": str(latest / "awards_public.csv"),
-                "applicant_lookup": str(latest / "index.html") if (latest / "index.html").is_file() else None,
-            }
-    index = {"publish_root": str(root), "rounds": rounds}
-    root.mkdir(parents=True, exist_ok=True)
-    _atomic_json(root / "index.json", index)
-    return index
+def refresh_index() -> dict:
+    """Rewrite PUBLISH_ROOT/index.json (allocation.publish.index)."""
+    from allocation.publish.index import refresh_index as refresh
+    return refresh(publish_root())
 
 
-# --- Round lifecycle (refills and appeals; allocation.lifecycle) -----------------------
-
-def latest_published_version(round_id: str, root: Path | None = None) -> Path | None:
+def latest_published_version(round_id: str) -> Path | None:
     """PUBLISH_ROOT/<round_id>/v<N> with the highest N (None: nothing published yet)."""
-    round_root = (root or publish_root()) / round_id
-    versions = sorted(int(v.name[1:]) for v in round_root.glob("v*")
-                      if v.is_dir() and v.name[1:].isdigit() and (v / "manifest.json").is_file())
-    return round_root / f"v{versions[-1]}" if versions else None
+    from allocation import files
+    return files.latest_version_dir(publish_root() / round_id)
 
 
 def plain_file_name(value: str | None) -> str | None:
@@ -260,7 +192,6 @@ def plain_file_name(value: str | None) -> str | None:
 
 def parse_as_of(value: str | None):
     """The as-of date of a lifecycle run: YYYY-MM-DD, or today (UTC) when empty."""
-    from datetime import date
     value = (value or "").strip()
     if not value:
         return datetime.now(timezone.utc).date()
@@ -271,6 +202,22 @@ def parse_as_of(value: str | None):
 
 
 def audit_actor(context) -> dict:
-    """Who triggered this DAG run and who approved it (for the audit trail)."""
-    from allocation.audit import actor_from_airflow_context
-    return actor_from_airflow_context(context)
+    """Who triggered this DAG run and who answered its `approve` step (Human-in-the-loop),
+    for the audit trail."""
+    run = context.get("dag_run")
+    ti = context.get("ti")
+    triggered = getattr(run, "triggering_user_name", None) or getattr(run, "run_type", None) or "airflow"
+    approved = None
+    if ti is not None:
+        try:
+            decision = ti.xcom_pull(task_ids="approve")
+        except Exception:   # no approve task in this DAG, or no XCom backend reachable
+            decision = None
+        if isinstance(decision, dict):
+            user = decision.get("responded_by_user") or {}
+            approved = (user.get("name") or user.get("id")) if isinstance(user, dict) else str(user)
+            if decision.get("chosen_options"):
+                approved = f"{approved} ({', '.join(decision['chosen_options'])})"
+    return {"via": "airflow", "triggered_by": str(triggered),
+            "approved_by": approved or "approval not recorded (task marked success)",
+            "dag_id": getattr(run, "dag_id", None), "run_id": getattr(run, "run_id", None)}

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.synthetic import generate_round
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "rounds" / "sample"
 
@@ -58,8 +60,8 @@ def test_missing_round_folder(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
-def test_generate_writes_a_round_that_allocates(tmp_path):
-    assert voucher("generate", tmp_path / "g", "--applications", "40", "--seed", "7").returncode == 0
+def test_generated_round_allocates(tmp_path):
+    generate_round(tmp_path / "g", 40, seed=7)
     result = voucher("allocate", tmp_path / "g", "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
 
@@ -69,6 +71,8 @@ def test_publish_lookup_and_diff_commands(tmp_path):
     assert voucher("allocate", SAMPLE, "--out", out).returncode == 0
     result = voucher("publish", out, "--publish-root", pub)
     assert result.returncode == 0 and "v1" in result.stdout, result.stderr
+    index = json.loads((pub / "index.json").read_text(encoding="utf-8"))   # the CLI refreshes it too
+    assert index["rounds"]["2026-R1"]["latest"] == 1
     import polars as pl
     apps = pl.read_parquet(out / "intake" / "applications.parquet")
     outcomes = pl.read_parquet(out / "outcomes.parquet")
@@ -87,7 +91,7 @@ def test_publish_lookup_and_diff_commands(tmp_path):
 
 def test_refill_command_after_a_decline(tmp_path):
     import polars as pl
-    assert voucher("generate", tmp_path / "r", "--applications", "60", "--seed", "3").returncode == 0
+    generate_round(tmp_path / "r", 60, seed=3)
     assert voucher("allocate", tmp_path / "r", "--out", tmp_path / "v1").returncode == 0
     outcomes = pl.read_parquet(tmp_path / "v1" / "outcomes.parquet")
     decliner = outcomes.filter(pl.col("status") == "awarded").sort("awarded_krw")["application_id"][-1]

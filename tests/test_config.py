@@ -5,29 +5,10 @@ import pytest
 from allocation.config import parse_config
 from allocation.errors import RoundError
 
-VALID = """
-[round]
-id = "2026-R1"
-budget_krw = 5_000_000_000
-copay_share = 0.2
-[award]
-levels = [0.5, 0.75, 1.0]
-max_krw_per_company = 300_000_000
-min_score = 60
-[scoring]
-weights = { technical = 0.4, feasibility = 0.3, impact = 0.3 }
-bonus = { first_time = 3.0, non_capital = 2.0 }
-[[quota]]
-name = "non_capital"
-regions_not_in = ["Seoul", "Gyeonggi", "Incheon"]
-min_share = 0.4
-[solver]
-time_limit_s = 60
-"""
 
 
-def test_valid_policy_parses():
-    config = parse_config(VALID)
+def test_valid_policy_parses(valid_toml):
+    config = parse_config(valid_toml)
     assert config.round.id == "2026-R1"
     assert config.award.levels == [0.5, 0.75, 1.0]
     assert [q.name for q in config.quotas] == ["non_capital"]
@@ -46,9 +27,9 @@ def test_valid_policy_parses():
     (("first_time = 3.0", "veterans = 3.0"), "bonus 'veterans'"),
     (("[award]", "[awards]"), "award"),
 ])
-def test_bad_policy_names_the_setting(change, expected):
+def test_bad_policy_names_the_setting(change, expected, valid_toml):
     with pytest.raises(RoundError) as info:
-        parse_config(VALID.replace(*change))
+        parse_config(valid_toml.replace(*change))
     assert expected in str(info.value)
     assert "round.toml" in str(info.value)
 
@@ -58,7 +39,7 @@ def test_bad_toml_is_one_clear_error():
         parse_config("[round\nid=1")
 
 
-def test_overrides_are_validated():
-    config = parse_config(VALID).with_overrides(budget_krw=1_000, time_limit_s=5)
+def test_overrides_are_validated(valid_toml):
+    config = parse_config(valid_toml).with_overrides(budget_krw=1_000, time_limit_s=5)
     assert config.round.budget_krw == 1_000 and config.solver.time_limit_s == 5
     assert config.quotas[0].name == "non_capital"

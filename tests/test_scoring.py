@@ -5,7 +5,6 @@ import pytest
 
 from allocation.config import parse_config
 from allocation.scoring import calibrate_reviews, score_applications
-from tests.test_config import VALID
 
 
 def _apps(ids, regions=None, prior=None):
@@ -38,9 +37,9 @@ def test_reviewer_with_too_few_reviews_keeps_raw_score():
     assert calibrate_reviews(reviews)["calibrated"].to_list() == [40.0, 90.0]
 
 
-def test_calibration_changes_the_ranking_when_one_reviewer_is_harsh():
+def test_calibration_changes_the_ranking_when_one_reviewer_is_harsh(valid_toml):
     # X is reviewed only by a harsh reviewer, Y only by a lenient one; X is relatively better.
-    config = parse_config(VALID.replace("bonus = { first_time = 3.0, non_capital = 2.0 }", ""))
+    config = parse_config(valid_toml.replace("bonus = { first_time = 3.0, non_capital = 2.0 }", ""))
     rows = []
     for crit in ("technical", "feasibility", "impact"):
         for i, s in enumerate([30, 40, 50, 60]):
@@ -57,8 +56,8 @@ def test_calibration_changes_the_ranking_when_one_reviewer_is_harsh():
     assert s["X"] > s["Y"]
 
 
-def test_weights_and_bonuses():
-    config = parse_config(VALID)   # weights .4/.3/.3, bonus first_time 3, non_capital 2
+def test_weights_and_bonuses(valid_toml):
+    config = parse_config(valid_toml)   # weights .4/.3/.3, bonus first_time 3, non_capital 2
     reviews = pl.DataFrame({
         "application_id": ["A"] * 3 + ["B"] * 3,
         "reviewer_id": ["r"] * 6,
@@ -73,8 +72,8 @@ def test_weights_and_bonuses():
     assert a["score"] == pytest.approx(b["score"] + 5.0)
 
 
-def test_scoring_is_deterministic_and_ignores_ineligible():
-    config = parse_config(VALID)
+def test_scoring_is_deterministic_and_ignores_ineligible(valid_toml):
+    config = parse_config(valid_toml)
     reviews = pl.DataFrame({
         "application_id": ["A", "B", "C"] * 3, "reviewer_id": ["r1"] * 3 + ["r2"] * 3 + ["r3"] * 3,
         "criterion": ["technical"] * 9, "score": [50.0, 70.0, 0.0, 55.0, 75.0, 0.0, 60.0, 80.0, 0.0],

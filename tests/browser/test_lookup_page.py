@@ -16,8 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from allocation import lookup
-from tests import test_publishing_support as support
+from allocation.publish import lookup
 
 CHROMIUM = Path("/usr/bin/chromium")
 ENSURE = Path(__file__).with_name("ensure_chromium.sh")
@@ -50,9 +49,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(published_sample):
     """The published v1 served on 127.0.0.1 (http.server in a thread)."""
-    version = support.published_sample(tmp_path_factory)
+    version = published_sample
     handler = functools.partial(_QuietHandler, directory=str(version))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -88,10 +87,10 @@ def _is_png(path: Path) -> bool:
 
 
 def test_lookup_page_shows_own_outcome_and_nothing_for_wrong_code(browser, site, tmp_path,
-                                                                   tmp_path_factory):
+                                                                   solved_sample, receipt_codes):
     version, base = site
-    out = support.solved_sample(tmp_path_factory)
-    codes = support.receipt_codes(out)
+    out = solved_sample
+    codes = receipt_codes
     outcomes = pl.read_parquet(out / "outcomes.parquet")
     awarded = outcomes.filter(pl.col("status") == "awarded").row(0, named=True)
     not_funded = outcomes.filter(pl.col("status") == "not_selected").row(0, named=True)

@@ -21,11 +21,8 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[2]
-TMP = Path(tempfile.mkdtemp(prefix="voucher-airflow-tests-"))
-HOME = TMP / "airflow-home"
-ROUNDS = TMP / "rounds"
-atexit.register(shutil.rmtree, TMP, ignore_errors=True)
+from tests.dags.dagrun import HOME, PROJECT, ROUNDS
+
 
 ENV = {
     "AIRFLOW_HOME": str(HOME),
@@ -48,7 +45,7 @@ UNSET = ("VOUCHER_ALERT_EMAIL", "VOUCHER_SOLVER_POOL")
 
 
 def _synthetic(name: str, applications: int) -> None:
-    subprocess.run([sys.executable, "-m", "allocation.synthetic", str(ROUNDS / name),
+    subprocess.run([sys.executable, "-m", "bench.synthetic", str(ROUNDS / name),
                     "--applications", str(applications), "--bad-rows"], check=True, cwd=PROJECT,
                    stdout=subprocess.DEVNULL)
 
@@ -123,3 +120,11 @@ def publish_root() -> Path:
 @pytest.fixture
 def runs_root() -> Path:
     return Path(ENV["VOUCHER_RUNS_ROOT"])
+
+
+@pytest.fixture
+def own_publish_root(tmp_path, monkeypatch) -> Path:
+    """Each test publishes into its own folder (tasks run in-process and read the env at run time)."""
+    root = tmp_path / "published"
+    monkeypatch.setenv("VOUCHER_PUBLISH_ROOT", str(root))
+    return root

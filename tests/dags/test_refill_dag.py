@@ -13,8 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.dags.conftest import ROUNDS
-from tests.dags.test_dag_runs import FAST, Officer, run_dag, run_folder, run_round
+from tests.dags.dagrun import FAST, ROUNDS, Officer, run_dag, run_folder, run_round
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 ROUND_ID = "2026-R1"
@@ -42,13 +41,6 @@ def run_refill(dagbag, conf: dict, officer: Officer | None = None):
     return run_dag(dagbag, "round_refill", {**DEFAULTS, **conf}, officer)
 
 
-@pytest.fixture
-def own_publish_root(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "published"
-    monkeypatch.setenv("VOUCHER_PUBLISH_ROOT", str(root))
-    return root
-
-
 def test_refill_dag_shape(dagbag):
     dag = dagbag.dags["round_refill"]
     assert dag.schedule is None
@@ -59,8 +51,8 @@ def test_refill_dag_shape(dagbag):
 
 
 def test_lifecycle_end_to_end(dagbag, runs_root, own_publish_root):
-    from allocation.audit import read as read_audit
-    from allocation.lookup import lookup_result
+    from allocation.publish.audit import read as read_audit
+    from allocation.publish.lookup import lookup_result
 
     name = "lifecycle"
     round_dir = ROUNDS / name

@@ -21,7 +21,9 @@ import polars as pl
 import pytest
 import requests
 
-from allocation import pipeline, publishing
+from allocation.publish.manifest import verify
+from allocation.publish.version import publish
+from allocation.rounds import allocate as stages
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "allocation_round"
@@ -89,8 +91,8 @@ def stack(tmp_path_factory):
 def reference(tmp_path_factory):
     """What the embedded default produces for the sample round: the same pipeline, in-process."""
     base = tmp_path_factory.mktemp("reference")
-    pipeline.run_round(ROOT / "data" / "rounds" / "sample", base / "out")
-    info = publishing.publish(base / "out", base / "published")
+    stages.run_round(ROOT / "data" / "rounds" / "sample", base / "out")
+    info = publish(base / "out", base / "published")
     return base / "out", Path(info["path"])
 
 
@@ -124,7 +126,7 @@ def published_version(home: Path) -> Path:
 def assert_same_publication(got: Path, expected: Path) -> None:
     for name in ("awards_public.csv", "awards_public.parquet", "awards_public.html"):
         assert (got / name).read_bytes() == (expected / name).read_bytes(), name
-    assert publishing.verify(got) == []
+    assert verify(got) == []
 
 
 def test_round_published_by_celery_workers(stack, reference):

@@ -1,0 +1,197 @@
+"""Why each application got what it got, and which limits of the round bind.
+
+For an application below its highest level, the *next step* is its next allowed level.
+Every limit that the next step would break, with all other awards kept, is a reason:
+capacity of a GPU type, the budget, the company cap, a quota. Since a bigger step uses
+more of every resource, the next step is the one that tells.
+
+The score that would have sufficed is read off the LP clearing prices: an application
+is worth funding when score * awarded_krw >= sum(price_r * usage_r) - sum(quota_price * cover).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from allocation import schema
+from allocation.model.build import BUDGET_ROW, ModelData
+from allocation.model.problem import AllocationProblem, Solution
+
+
+@dataclass(frozen=True)
+class ItemExplanation:
+    """Why each item is not funded higher, in vectorised form: item i's reason codes are
+    ``patterns[pattern[i]][0]`` and the quotas that block it ``patterns[pattern[i]][1]``
+    (a round has only a few distinct patterns, so a million items share a handful)."""
+
+    next_option: np.ndarray        # (n,) int, -1 when at the top level (nothing to explain)
+    score_needed: np.ndarray       # (n,) float, NaN when not meaningful
+    pattern: np.ndarray            # (n,) int64 index into patterns
+    patterns: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+
+    def codes(self, item: int) -> tuple[str, ...]:
+        """Reason codes that block item's next step (empty: nothing to explain)."""
+        return self.patterns[int(self.pattern[item])][0]
+
+    def quotas(self, item: int) -> tuple[str, ...]:
+        """Names of the quotas that block item's next step."""
+        return self.patterns[int(self.pattern[item])][1]
+
+
+def _row_reason(row_name: str) -> str:
+    if row_name == BUDGET_ROW:
+        return "budget_exhausted"
+    return schema.capacity_reason(row_name.removeprefix("gpu:"))
+
+
+def next_allowed_option(problem: AllocationProblem, choice: np.ndarray) -> np.ndarray:
+    """Smallest allowed option above the current one (-1 if none)."""
+    n, n_options = problem.value.shape
+    options = np.arange(n_options)[None, :]
+    above = (options > choice[:, None]) & problem.allowed
+    first = np.where(above.any(axis=1), above.argmax(axis=1), -1)
+    return first.astype(np.int64)
+
+
+def _top_option(problem: AllocationProblem) -> np.ndarray:
+    """Highest option index that could ever be granted, -1 if none is allowed."""
+    n_options = problem.n_options
+    rev = problem.allowed[:, ::-1]
+    return np.where(rev.any(axis=1), n_options - 1 - rev.argmax(axis=1), -1)
+
+
+def explain_items(model: ModelData, choice: np.ndarray,
+                  row_duals: np.ndarray | None = None,
+                  cover_duals: np.ndarray | None = None) -> ItemExplanation:
+    problem = model.problem
+    n = problem.n_items
+    use = problem.usage(choice)
+    nxt = next_allowed_option(problem, choice)
+    has_next = nxt >= 0
+    items = np.arange(n)
+    cur = np.maximum(choice, 0)
+    funded = choice >= 0
+
+    def delta(coef: np.ndarray) -> np.ndarray:  # coef (..., n, L) -> change by moving to nxt
+        new = np.where(has_next, coef[..., items, np.maximum(nxt, 0)], 0)
+        old = np.where(funded, coef[..., items, cur], 0)
+        return new - old
+
+    over_rows = (use["knapsack"][:, None] + delta(problem.weight)) > problem.capacity[:, None]
+    company_total = use["company"][problem.company] if n else np.zeros(0, np.int64)
+    over_company = company_total + delta(problem.company_weight) > problem.company_cap
+    under_cover = (use["cover"][:, None] + delta(problem.cover)) < 0
+
+    # Options never allowed say why directly (e.g. one application above the company cap).
+    never = ~problem.allowed.any(axis=1)
+    lowest_awarded = model.awarded[:, 0] if n else np.zeros(0, np.int64)
+
+    # Every item's (codes, quotas) is a function of a few booleans: encode them as one integer
+    # key per item (vectorised), then spell out each distinct key once.
+    R, Q = len(problem.row_names), len(problem.cover_names)
+    key = np.zeros(n, np.int64)                      # 0: nothing to explain
+    if n:
+        bits = np.zeros(n, np.int64)
+        for r in range(R):
+            bits |= over_rows[r].astype(np.int64) << r
+        bits |= over_company.astype(np.int64) << R
+        for q in range(Q):
+            bits |= under_cover[q].astype(np.int64) << (R + 1 + q)
+        key = np.where(has_next, 1 + bits, 0)        # 1 + bits >= 1
+        cc = lowest_awarded > problem.company_cap
+        be = lowest_awarded > problem.capacity[-1]
+        first_row = np.argmax(model.hours[:, 0] > problem.capacity[:-1][None, :], axis=1) \
+            if problem.capacity.shape[0] > 1 else np.zeros(n, np.int64)
+        never_key = -1 - (cc.astype(np.int64) + 2 * be.astype(np.int64)
+                          + 4 * np.where(cc | be, 0, first_row))
+        key = np.where(never, never_key, key)
+    uniq, pattern = np.unique(key, return_inverse=True)
+    patterns = []
+    for k in uniq.tolist():
+        codes: list[str] = []
+        quotas: list[str] = []
+        if k < 0:
+            c = -1 - k
+            if c & 1:
+                codes.append("company_cap")
+            if c & 2:
+                codes.append("budget_exhausted")
+            if not codes:
+                codes.append(_row_reason(problem.row_names[c >> 2]))
+        elif k > 0:
+            b = k - 1
+            codes += [_row_reason(name) for r, name in enumerate(problem.row_names) if b >> r & 1]
+            if b >> R & 1:
+                codes.append("company_cap")
+            quotas = [name for q, name in enumerate(problem.cover_names) if b >> (R + 1 + q) & 1]
+            if quotas:
+                codes.append("quota")
+            if not codes:
+                codes.append("not_optimal")
+        patterns.append((tuple(codes), tuple(quotas)))
+    pattern = pattern.astype(np.int64).reshape(-1)
+
+    score_needed = np.full(n, np.nan)
+    if row_duals is not None and n:
+        opt = np.where(has_next, nxt, _top_option(problem))
+        ok = opt >= 0
+        j = np.maximum(opt, 0)
+        price = (row_duals[:, None] * problem.weight[:, items, j]).sum(axis=0)
+        if cover_duals is not None and len(cover_duals):
+            price -= (cover_duals[:, None] * problem.cover[:, items, j]).sum(axis=0)
+        awarded = model.awarded[items, j].astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            needed = np.ceil(price / np.where(awarded > 0, awarded, np.nan)) / 100.0
+        score_needed = np.where(ok & ~funded & (needed > model.scores), needed, np.nan)
+    return ItemExplanation(next_option=nxt, score_needed=score_needed, pattern=pattern,
+                           patterns=tuple(patterns))
+
+
+def limits_report(model: ModelData, solution: Solution, explanation: ItemExplanation,
+                  quota_costs: dict[str, int | None], min_shares: dict[str, float],
+                  row_duals: np.ndarray | None) -> dict:
+    """Usage and binding state of every limit of the round."""
+    problem = model.problem
+    use = problem.usage(solution.choice)
+    pattern, patterns = explanation.pattern, explanation.patterns
+    present = np.zeros(len(patterns), bool)
+    present[np.unique(pattern)] = True
+    blocked = {code for k, (codes, _) in enumerate(patterns) if present[k] for code in codes}
+    quota_blocked = {name for k, (_, qs) in enumerate(patterns) if present[k] for name in qs}
+    rows = []
+    for r, name in enumerate(problem.row_names):
+        used, cap = int(use["knapsack"][r]), int(problem.capacity[r])
+        rows.append({
+            "limit": name, "used": used, "capacity": cap, "slack": cap - used,
+            "utilisation": round(used / cap, 6) if cap else None,
+            "binding": _row_reason(name) in blocked,
+            "lp_price": None if row_duals is None else float(row_duals[r]),
+        })
+    total = int(model.awarded[np.arange(problem.n_items), np.maximum(solution.choice, 0)]
+                [solution.choice >= 0].sum())
+    quotas = []
+    for name in problem.cover_names:
+        member = model.quota_groups[name]
+        funded = solution.choice >= 0
+        group_total = int(model.awarded[np.arange(problem.n_items), np.maximum(solution.choice, 0)]
+                          [funded & member].sum())
+        cost = quota_costs.get(name)
+        quotas.append({
+            "quota": name, "group_awarded_krw": group_total, "awarded_krw": total,
+            "share": round(group_total / total, 6) if total else None,
+            "min_share": min_shares[name],
+            "binding": name in quota_blocked or bool(cost),
+            "objective_cost": cost,
+            "objective_cost_share": (round(cost / (solution.objective + cost), 6)
+                                     if cost and solution.objective + cost else 0.0),
+            "eligible_members": int(member.sum()),
+        })
+    capped_pattern = np.array([("company_cap" in codes) for codes, _ in patterns], bool)
+    capped_items = np.flatnonzero(capped_pattern[pattern]) if len(pattern) else np.zeros(0, np.int64)
+    capped = sorted(set(model.business_nos[capped_items].tolist()))
+    return {"rows": rows, "quotas": quotas,
+            "company_caps": {"cap_krw": problem.company_cap, "companies_blocked": len(capped),
+                             "business_nos": capped}}
+

@@ -1,0 +1,56 @@
+"""Money, exactly: the only place where KRW amounts are derived, all in integers.
+
+For an application granted fraction f = p/q of its request (the same f for every GPU type):
+    hours[t]    = floor(f * requested_hours[t])
+    cost_krw    = sum_t hours[t] * krw_per_gpu_hour[t]
+    copay_krw   = round_half_up(cost_krw * copay_share)      (the SME's share)
+    awarded_krw = cost_krw - copay_krw                        (the budget's share)
+Shares held back (the lifecycle reserve) are floor(value * (1 - reserve_share)).
+Fractions are exact rationals (``fractions.Fraction`` of the decimal text in round.toml).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+
+def round_half_up(numerator, fraction: Fraction):
+    """round(numerator * fraction) with halves rounded up, exact in integers (ints or arrays)."""
+    p, q = fraction.numerator, fraction.denominator
+    return (2 * numerator * p + q) // (2 * q)
+
+
+def floor_share(value, fraction: Fraction):
+    """floor(value * fraction), exact in integers (ints or arrays)."""
+    return value * fraction.numerator // fraction.denominator
+
+
+def hours_at_level(requested_hours, level: Fraction):
+    """Granted GPU-hours at an award level: floor(level * requested), per GPU type."""
+    return floor_share(requested_hours, level)
+
+
+def copay_and_awarded(cost, copay_share: Fraction):
+    """(copay, awarded) of a cost: the SME's share rounded half up, the budget's share the rest."""
+    copay = round_half_up(cost, copay_share)
+    return copay, cost - copay
+
+
+def money_for_level(requested_hours: np.ndarray, prices: np.ndarray, level: Fraction,
+                    copay_share: Fraction) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(hours (n,T), cost (n,), copay (n,), awarded (n,)) for one award level."""
+    hours = hours_at_level(requested_hours, level)
+    cost = hours @ prices
+    copay, awarded = copay_and_awarded(cost, copay_share)
+    return hours, cost, copay, awarded
+
+
+def award_money(requested: dict[str, int], prices: dict[str, int], level: Fraction,
+                copay_share: Fraction) -> tuple[dict[str, int], int, int, int]:
+    """One application: (hours per GPU type, cost, copay, awarded) at an award level."""
+    hours = {g: int(hours_at_level(h, level)) for g, h in requested.items()}
+    cost = sum(h * prices.get(g, 0) for g, h in hours.items())
+    copay, awarded = copay_and_awarded(cost, copay_share)
+    return hours, cost, copay, awarded

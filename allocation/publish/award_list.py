@@ -1,0 +1,102 @@
+"""The public award list: awardees only, business numbers masked, formula cells neutralised;
+written as CSV (UTF-8 with BOM), Parquet, XLSX and HTML."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import xlsxwriter
+
+from allocation import files, schema
+from allocation.identifiers import mask_business_no
+from allocation.publish import report
+
+# Spreadsheet programs run cells starting with these as formulas (CSV/formula injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# The XLSX "created" property: fixed, so the same award list gives the same bytes.
+XLSX_CREATED = dt.datetime(2000, 1, 1)
+
+
+def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
+    """Prefix text cells that a spreadsheet would treat as a formula with an apostrophe."""
+    risky = "^[" + "".join("\\" + c if c in "+-" else c for c in FORMULA_PREFIXES) + "]"
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(risky)).then("'" + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        for c, dtype in frame.schema.items() if dtype == pl.String
+    )
+
+
+def public_award_list(out_dir: Path) -> pl.DataFrame:
+    """Awardees only, with masked business numbers and hours per GPU type."""
+    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET).filter(
+        pl.col("status") == schema.STATUS_AWARDED)
+    awards = pl.read_parquet(out_dir / files.AWARDS_PARQUET)
+    apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet").select(
+        "application_id", "project_title")
+    hours = awards.pivot(on="gpu_type", index="application_id", values="gpu_hours",
+                         sort_columns=True)
+    hours = hours.rename({c: f"gpu_hours_{c}" for c in hours.columns if c != "application_id"})
+    listed = (
+        outcomes.join(apps.unique("application_id", keep="first"), on="application_id", how="left")
+        .join(hours, on="application_id", how="left")
+        .with_columns(business_no=pl.col("business_no").map_elements(mask_business_no,
+                                                                     return_dtype=pl.String))
+        .sort("application_id")
+    )
+    gpu_cols = sorted(c for c in listed.columns if c.startswith("gpu_hours_"))
+    return neutralise(listed.select(
+        "application_id", "company_name", "business_no", "region", "project_title",
+        *gpu_cols, "award_fraction", "awarded_krw", "copay_krw",
+    ).with_columns(pl.col(gpu_cols).fill_null(0)))
+
+
+_LABELS = {"application_id": "접수번호 / ID", "company_name": "기업명 / company",
+           "business_no": "사업자등록번호 / business no.", "region": "지역 / region",
+           "project_title": "과제명 / project", "award_fraction": "지원 비율 / share",
+           "awarded_krw": "지원금 / awarded (KRW)", "copay_krw": "자부담 / co-payment (KRW)"}
+
+
+def html_award_list(frame: pl.DataFrame, title: str, round_name: str, version: int) -> str:
+    columns = []
+    for name, dtype in frame.schema.items():
+        label = _LABELS.get(name) or (f"{name.removeprefix('gpu_hours_')} GPU-h"
+                                      if name.startswith("gpu_hours_") else name)
+        columns.append({"name": name, "label": label, "num": dtype.is_numeric(),
+                        "wrap": name == "project_title"})
+
+    def cell(name, value):
+        if value is None:
+            return ""
+        if name == "award_fraction":
+            return f"{value:.0%}"
+        return f"{value:,}" if isinstance(value, int) else str(value)
+
+    rows = [[cell(c["name"], v) for c, v in zip(columns, row)] for row in frame.iter_rows()]
+    totals = {c["name"]: f"{frame[c['name']].sum():,}" for c in columns
+              if c["name"] in ("awarded_krw", "copay_krw") or c["name"].startswith("gpu_hours_")}
+    totals["application_id"] = f"합계 / total: {frame.height}"
+    return report.render("awards.html.j2", title=title, round_name=round_name, version=version,
+                         columns=columns, rows=rows, totals=totals)
+
+
+def write_xlsx(frame: pl.DataFrame, path: Path) -> None:
+    workbook = xlsxwriter.Workbook(str(path))
+    workbook.set_properties({"created": XLSX_CREATED, "title": "Compute voucher awards"})
+    try:
+        frame.write_excel(workbook, worksheet="awards", autofit=True)
+    finally:
+        workbook.close()
+
+
+def write_award_list(out_dir: Path, target: Path, round_id: str, round_name: str, version: int) -> pl.DataFrame:
+    """awards_public.{csv,parquet,xlsx,html} into target; returns the list."""
+    awards = public_award_list(out_dir)
+    awards.write_csv(target / files.AWARDS_PUBLIC_CSV, include_bom=True)
+    awards.write_parquet(target / files.AWARDS_PUBLIC_PARQUET, statistics=False)
+    write_xlsx(awards, target / files.AWARDS_PUBLIC_XLSX)
+    title = f"Compute voucher awards — round {round_id}"
+    (target / files.AWARDS_PUBLIC_HTML).write_text(
+        html_award_list(awards, title, round_name, version), encoding="utf-8")
+    return awards

@@ -1,0 +1,284 @@
+"""Round report: one self-contained HTML page (inline CSS and SVG, no script, no CDN).
+
+Aggregates only: counts, totals, shares and distributions. Nothing in it names or
+describes an individual application that was not funded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import polars as pl
+
+from allocation import files, schema
+from allocation.config import load_config
+from allocation.model.money import copay_and_awarded
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+
+# --- Templates ----------------------------------------------------------------------
+
+def _num(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:,.0f}" if isinstance(value, float) else f"{value:,}"
+
+
+def _krw(value) -> str:
+    return "-" if value is None else f"₩{int(value):,}"
+
+
+def _pct(value, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value * 100:.{digits}f}%"
+
+
+def _ratio(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.2f}×"
+
+
+def _score(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.2f}"
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+        lstrip_blocks=True)
+    env.filters.update(num=_num, krw=_krw, pct=_pct, ratio=_ratio, score=_score)
+    env.globals["zip"] = zip
+    return env
+
+
+def render(template: str, **context) -> str:
+    return environment().get_template(template).render(csp_extra="", **context)
+
+
+def script_csp(script: str) -> str:
+    """CSP fragment that allows exactly this inline script and same-origin fetches."""
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    return f"script-src 'sha256-{digest}'; connect-src 'self'; "
+
+
+# --- Inputs ---------------------------------------------------------------------------
+
+def round_config(out_dir: Path) -> dict:
+    path = Path(out_dir) / files.INTAKE / schema.CONFIG_FILE
+    return tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _fmt_tick(value: float) -> str:
+    return f"{value:g}"
+
+
+# --- Charts (SVG geometry; templates draw it) -----------------------------------------
+
+def _hbars(label: str, items: list[tuple[str, float, str, float | None]], width: int = 720,
+           label_width: int = 110, bar_h: int = 20, gap: int = 8) -> dict:
+    """items: (label, value, value label, capacity or None). Bars scale to the largest value."""
+    top = max([max(v, c or 0) for _, v, _, c in items] + [1e-9])
+    span = width - label_width - 90
+    bars = []
+    for i, (name, value, text, cap) in enumerate(items):
+        bars.append({"label": name, "value": text, "y": 6 + i * (bar_h + gap), "h": bar_h,
+                     "w": round(span * value / top, 1),
+                     "cap_w": None if cap is None else round(span * cap / top, 1)})
+    return {"label": label, "width": width, "label_width": label_width,
+            "height": 12 + len(items) * (bar_h + gap), "bars": bars}
+
+
+def _nice_step(top: int, ticks: int = 5) -> int:
+    raw = max(top / ticks, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return int(next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw))
+
+
+def _histogram(scores: list[tuple[float, bool]], cutoff: float | None, min_score: float | None) -> dict:
+    """scores: (score, awarded). Stacked bins: awarded (dark) under not awarded (light)."""
+    width, height, x0, y0, ytop = 720, 290, 50, 250, 50
+    x1 = width - 20
+    values = [s for s, _ in scores]
+    if values:
+        lo = math.floor(min(values + [min_score if min_score is not None else 100]) / 5) * 5
+        hi = max(math.floor(max(values) / 5) * 5 + 5, lo + 5)
+    else:
+        lo, hi = 0, 100
+    step = 2.5 if hi - lo <= 40 else 5.0
+    n = int(round((hi - lo) / step))
+    funded, other = [0] * n, [0] * n
+    for value, awarded in scores:
+        i = min(int((value - lo) // step), n - 1)
+        (funded if awarded else other)[i] += 1
+    top = max([f + o for f, o in zip(funded, other)] + [1])
+    ystep = _nice_step(top)
+    ymax = math.ceil(top / ystep) * ystep
+    yscale = (y0 - ytop) / ymax
+    xscale = (x1 - x0) / (hi - lo)
+    bars = []
+    for i in range(n):
+        left = lo + i * step
+        x, w = round(x0 + (left - lo) * xscale + 1, 1), round(step * xscale - 2, 1)
+        label = f"{left:g}–{left + step:g}"
+        base = y0
+        for count, hi_bar, what in ((funded[i], True, "선정 / awarded"),
+                                    (other[i], False, "그 외 / not awarded")):
+            if count:
+                h = round(count * yscale, 1)
+                bars.append({"x": x, "w": w, "y": round(base - h, 1), "h": h, "count": count,
+                             "label": f"{label} {what}", "hi": hi_bar})
+                base -= h
+    tick_step = 5 if hi - lo <= 40 else 10
+    xticks = [{"x": round(x0 + (v - lo) * xscale, 1), "label": _fmt_tick(v)}
+              for v in range(int(lo), int(hi) + 1, tick_step)]
+    yticks = [{"y": round(y0 - v * yscale, 1), "label": str(v)} for v in range(0, ymax + 1, ystep)]
+    lines = []
+    if cutoff is not None and lo <= cutoff <= hi:
+        lines.append({"x": round(x0 + (cutoff - lo) * xscale, 1), "cls": "cut", "dy": -30,
+                      "label": f"선정 최저 점수 / cut-off {cutoff:.2f}"})
+    if min_score is not None and lo <= min_score <= hi:
+        lines.append({"x": round(x0 + (min_score - lo) * xscale, 1), "cls": "min", "dy": -14,
+                      "label": f"최소 점수 / minimum {min_score:g}"})
+    return {"label": "Score histogram of eligible applications with the cut-off line",
+            "width": width, "height": height, "x0": x0, "x1": x1, "y0": y0, "ytop": ytop,
+            "bars": bars, "xticks": xticks, "yticks": yticks, "lines": lines,
+            "note": f"구간 {step:g}점 / bins of {step:g} points, n = {len(scores)}"}
+
+
+# --- Context ----------------------------------------------------------------------------
+
+def report_context(out_dir: Path, version: int | None = None) -> dict:
+    out_dir = Path(out_dir)
+    sol = json.loads((out_dir / files.SOLUTION).read_text(encoding="utf-8"))
+    cfg = round_config(out_dir)
+    summary = sol["summary"]
+    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET)
+    capacity = pl.read_parquet(out_dir / files.INTAKE / "capacity.parquet")
+    requests = pl.read_parquet(out_dir / files.INTAKE / "requests.parquet")
+    copay_share = float(cfg.get("round", {}).get("copay_share", 0.0))
+    min_score = cfg.get("award", {}).get("min_score")
+    round_id = sol.get("round_id") or cfg.get("round", {}).get("id", "")
+    round_name = cfg.get("round", {}).get("name", "") or round_id
+
+    counts = dict(outcomes.group_by("status").len().iter_rows())
+    eligible_ids = outcomes.filter(pl.col("status") != schema.STATUS_INELIGIBLE)["application_id"]
+    price = dict(capacity.select("gpu_type", "krw_per_gpu_hour").iter_rows())
+    req = requests.filter(pl.col("application_id").is_in(eligible_ids.implode()))
+    requested_hours = dict(req.group_by("gpu_type").agg(pl.col("gpu_hours").sum()).iter_rows())
+    # the budget's share of every eligible request in full, per application (allocation.model.money)
+    cost_per_app = (req.with_columns(krw=pl.col("gpu_hours") * pl.col("gpu_type").replace_strict(
+        price, default=0, return_dtype=pl.Int64)).group_by("application_id").agg(pl.col("krw").sum()))
+    _, requested_gov = copay_and_awarded(cost_per_app["krw"].to_numpy().astype(np.int64),
+                                         load_config(out_dir / files.INTAKE).copay_fraction)
+    requested_gov = int(requested_gov.sum())
+    budget = int(summary["budget_krw"])
+    limits = {row["limit"]: row for row in sol.get("limits", {}).get("rows", [])}
+
+    gpus = []
+    for gpu, cap_hours, krw_h in capacity.sort("gpu_type").select(
+            "gpu_type", "gpu_hours", "krw_per_gpu_hour").iter_rows():
+        awarded = int(summary.get("gpu_hours_awarded", {}).get(gpu, 0))
+        wanted = int(requested_hours.get(gpu, 0))
+        gpus.append({"gpu_type": gpu, "price": krw_h, "capacity": cap_hours, "awarded": awarded,
+                     "requested": wanted, "used": awarded / cap_hours if cap_hours else None,
+                     "oversubscription": wanted / cap_hours if cap_hours else None,
+                     "binding": bool(limits.get(f"gpu:{gpu}", {}).get("binding"))})
+    util_chart = _hbars("GPU-hours awarded against capacity per GPU type",
+                        [(g["gpu_type"], g["awarded"], _pct(g["used"]), g["capacity"]) for g in gpus])
+
+    awarded = outcomes.filter(pl.col("status") == schema.STATUS_AWARDED)
+    total_awarded = int(awarded["awarded_krw"].sum() or 0)
+    regions = [{"region": r, "funded": n, "awarded_krw": int(k),
+                "share": k / total_awarded if total_awarded else None}
+               for r, n, k in awarded.group_by("region").agg(pl.len(), pl.col("awarded_krw").sum())
+               .sort(["awarded_krw", "region"], descending=[True, False]).iter_rows()]
+    region_chart = _hbars("Awarded budget (KRW) by region",
+                          [(r["region"], r["awarded_krw"], f"₩{r['awarded_krw'] / 1e8:,.1f}억", None)
+                           for r in regions])
+
+    scored = outcomes.filter((pl.col("status") != schema.STATUS_INELIGIBLE)
+                             & pl.col("score").is_not_null() & pl.col("score").is_not_nan())
+    cutoff = summary.get("score_cutoff")
+    hist = _histogram(list(zip(scored["score"].to_list(),
+                               (scored["status"] == schema.STATUS_AWARDED).to_list())), cutoff, min_score)
+
+    by_reason = [{"status": s, "reason": r, "count": n} for s, r, n in
+                 outcomes.group_by("status", "reason").len()
+                 .with_columns(order=pl.col("status").replace_strict(
+                     {k: i for i, k in enumerate(schema.STATUSES)}, default=len(schema.STATUSES)))
+                 .sort("order", "reason").select("status", "reason", "len").iter_rows()]
+    quotas = sol.get("limits", {}).get("quotas", [])
+
+    s = {
+        "applications": outcomes.height,
+        "eligible": outcomes.height - counts.get(schema.STATUS_INELIGIBLE, 0),
+        "funded": counts.get(schema.STATUS_AWARDED, 0),
+        "funded_partially": awarded.filter(pl.col("reason") == "funded_partially").height,
+        "waitlisted": counts.get(schema.STATUS_WAITLISTED, 0),
+        "awarded_krw": int(summary["awarded_krw"]), "budget_krw": budget,
+        "budget_used_share": summary.get("budget_used_share"),
+        "copay_krw": int(summary["copay_krw"]), "copay_share": copay_share,
+        "score_cutoff": cutoff, "min_score": min_score,
+        "oversubscription": requested_gov / budget if budget else None,
+    }
+    return {
+        "title": f"컴퓨팅 바우처 결과 보고서 — {round_id}",
+        "round_id": round_id, "round_name": round_name, "version": version, "s": s,
+        "budget": {"requested": requested_gov, "awarded": int(summary["awarded_krw"]), "limit": budget,
+                   "used": summary.get("budget_used_share"),
+                   "oversubscription": s["oversubscription"],
+                   "binding": bool(limits.get("budget", {}).get("binding"))},
+        "gpus": gpus, "util_chart": util_chart, "regions": regions, "region_chart": region_chart,
+        "hist": hist, "quotas": quotas, "by_reason": by_reason,
+        "solver": {"name": sol.get("solver", {}).get("name", ""), "status": sol.get("status"),
+                   "proven_optimal": summary.get("proven_optimal"), "gap": sol.get("gap")},
+    }
+
+
+def timeline_rows(entries: list[dict]) -> list[dict]:
+    """Audit entries (allocation.audit) as timeline rows for the report, oldest first."""
+    rows = []
+    for e in entries:
+        diff = e.get("diff") or {}
+        appeals = e.get("appeals") or {}
+        parts = []
+        if diff:
+            parts.append(f"+{diff.get('gained', 0)} awarded / −{diff.get('lost', 0)} released "
+                         f"({'+' if diff.get('delta_krw', 0) >= 0 else '−'}₩{abs(diff.get('delta_krw', 0)):,})")
+        if appeals:
+            parts.append(f"appeals: {appeals.get('upheld', 0)} upheld, {appeals.get('rejected', 0)} rejected")
+        summary = e.get("summary") or {}
+        rows.append({"version": e.get("version"), "kind": e.get("kind", "allocation"),
+                     "date": (e.get("published_at") or "")[:10], "as_of": e.get("as_of") or "-",
+                     "triggered_by": e.get("triggered_by") or "-", "approved_by": e.get("approved_by") or "-",
+                     "funded": summary.get("funded"), "awarded_krw": summary.get("awarded_krw"),
+                     "solver": (e.get("solver") or {}).get("status") or "-",
+                     "inputs": hashlib.sha256(json.dumps(e.get("input_sha256") or {}, sort_keys=True)
+                                              .encode()).hexdigest()[:12],
+                     "changes": "; ".join(parts) or "-"})
+    return rows
+
+
+def render_report(out_dir: Path, version: int | None = None, *, timeline: list[dict] | None = None,
+                  changes: dict | None = None) -> str:
+    """The report; timeline = audit entries (oldest first), changes = lifecycle changes
+    against the previous version (allocation.publishing.lifecycle_changes)."""
+    context = report_context(out_dir, version)
+    context["timeline"] = timeline_rows(timeline or [])
+    context["changes"] = changes
+    return render("report.html.j2", **context)

@@ -1,0 +1,245 @@
+"""Publish a solved round: PUBLISH_ROOT/<round_id>/v<N>/, immutable and atomic.
+
+A version is written into a hidden temporary folder (``.v<N>-…``) and renamed into place, so
+readers never see a half-written version. Publishing the same result again is a no-op; a
+changed result becomes v<N+1>. Publishers of one round are serialised by a lock file; a hidden
+folder left by a publisher that died is removed by the next one. manifest.json holds the
+sha256 of every file in the version (sub-folders included, as POSIX relative paths), the input
+hashes and the solver report (without the business numbers it names).
+
+A version holds:
+
+* ``awards_public.{csv,xlsx,parquet,html}`` — awardees only, business numbers masked;
+* ``report.html`` — the round report, aggregates only (allocation.report);
+* ``index.html``, ``lookup.json``, ``r/<hex>.json`` — the applicant lookup: one encrypted,
+  same-size file per application (allocation.lookup);
+* ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import polars as pl
+
+from allocation import files
+from allocation.errors import RoundError
+from allocation.publish import audit, lookup, report
+from allocation.publish.award_list import public_award_list, write_award_list
+from allocation.publish.diff import lifecycle_changes, public_diff, write_changes
+from allocation.publish.manifest import rel_name, sha256_file, tree_files
+
+
+def _round_info(out_dir: Path, report_json: dict) -> tuple[str, float | None]:
+    cfg = report.round_config(out_dir)
+    name = cfg.get("round", {}).get("name", "") or report_json["round_id"]
+    return name, cfg.get("award", {}).get("min_score")
+
+
+def _write_version(out_dir: Path, target: Path, report_json: dict, version: int = 1,
+                   lookup_iterations: int | None = None, timeline: list[dict] | None = None,
+                   changes: dict | None = None) -> dict:
+    """Every public file of the version into target; returns the lookup counts."""
+    round_id = report_json["round_id"]
+    round_name, min_score = _round_info(out_dir, report_json)
+    write_award_list(out_dir, target, round_id, round_name, version)
+    extra = {k: v for k, v in (("timeline", timeline), ("changes", changes)) if v}
+    (target / files.REPORT_HTML).write_text(report.render_report(out_dir, version, **extra), encoding="utf-8")
+    script = (report.TEMPLATES / "lookup.js").read_text(encoding="utf-8")
+    (target / files.LOOKUP_PAGE).write_text(
+        report.environment().get_template("index.html.j2").render(
+            title=f"컴퓨팅 바우처 선정 결과 — {round_id}", round_name=round_name, version=version,
+            script=script, csp_extra=report.script_csp(script)),
+        encoding="utf-8")
+    iterations = lookup.DEFAULT_ITERATIONS if lookup_iterations is None else int(lookup_iterations)
+    return lookup.write_lookup_files(out_dir, target, round_id, round_name=round_name,
+                                     min_score=min_score, iterations=iterations)
+
+
+def result_fingerprint(out_dir: Path) -> str:
+    """What a version stands for: the inputs and the decided outcomes."""
+    digest = hashlib.sha256()
+    for name in (files.OUTCOMES_PARQUET, files.AWARDS_PARQUET):
+        digest.update(sha256_file(out_dir / name).encode())
+    report_json = json.loads((out_dir / files.SOLUTION).read_text(encoding="utf-8"))
+    digest.update(json.dumps(report_json["input_sha256"], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def public_solver_report(report_json: dict) -> dict:
+    """solution.json without what names a company (the business numbers at the company cap)."""
+    public = {k: copy.deepcopy(report_json[k]) for k in (
+        "status", "objective", "objective_unit", "bound", "lp_bound", "gap", "solver", "summary",
+        "limits", "warnings", "versions") if k in report_json}
+    caps = public.get("limits", {}).get("company_caps")
+    if isinstance(caps, dict):
+        caps.pop("business_nos", None)
+    return public
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in tree_files(folder):
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    for sub in sorted({p.parent for p in tree_files(folder)} | {folder}):
+        _fsync_dir(sub)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _round_lock(publish_root: Path, round_id: str):
+    """One publisher per round at a time (advisory lock; released if the process dies)."""
+    with open(publish_root / files.PUBLISH_LOCK.format(round_id=round_id), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_stale(round_root: Path) -> None:
+    """Hidden temporary folders left by a publisher that died (we hold the lock)."""
+    for stale in round_root.glob(".v*-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None = None,
+            actor: dict | None = None) -> dict:
+    """Publish the allocation in out_dir; returns {"round_id", "version", "path", "created"}.
+
+    lookup_iterations: PBKDF2 iterations for the lookup files (default
+    lookup.DEFAULT_ITERATIONS, at least lookup.MIN_ITERATIONS).
+    actor: who triggered and approved this publication, for the audit trail
+    ({"via", "triggered_by", "approved_by", ...}; default: the Airflow user when called inside
+    an Airflow task, else "cli" — see allocation.audit).
+
+    Every new version is appended to the round's audit trail (allocation.audit). A lifecycle
+    result (allocation.lifecycle: refill or appeal) is published with ``changes.json`` and
+    ``changes.md`` (what changed against the previous version, aggregates and new awardees only)
+    and is refused when another version was published after the one it was computed against.
+    """
+    out_dir, publish_root = Path(out_dir), Path(publish_root)
+    if lookup_iterations is not None and lookup_iterations < lookup.MIN_ITERATIONS:
+        raise ValueError(f"lookup_iterations must be at least {lookup.MIN_ITERATIONS:,}")
+    report_json = json.loads((out_dir / files.SOLUTION).read_text(encoding="utf-8"))
+    round_id = report_json["round_id"]
+    round_root = publish_root / round_id
+    round_root.mkdir(parents=True, exist_ok=True)
+    fingerprint = result_fingerprint(out_dir)
+    with _round_lock(publish_root, round_id):
+        _remove_stale(round_root)
+        versions = files.list_versions(round_root)
+        if versions:
+            latest = round_root / files.version_name(versions[-1])
+            manifest = json.loads((latest / files.MANIFEST).read_text(encoding="utf-8"))
+            if manifest.get("result_fingerprint") == fingerprint:
+                return {"round_id": round_id, "version": versions[-1], "path": str(latest),
+                        "created": False}
+        version = (versions[-1] + 1) if versions else 1
+        # --- lifecycle and audit (allocation.lifecycle / allocation.audit) ---
+        lifecycle_public = _lifecycle_public(out_dir)
+        expected = (lifecycle_public or {}).get("previous_version")
+        if expected is not None and versions and versions[-1] != expected:
+            raise RoundError(f"round {round_id}: v{versions[-1]} was published after this "
+                             f"{lifecycle_public['kind']} was computed against v{expected}; "
+                             f"run it again against v{versions[-1]}. Nothing was published.")
+        previous_dir = round_root / files.version_name(versions[-1]) if versions else None
+        published_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        entry = _audit_entry(out_dir, report_json, version, published_at, lifecycle_public, actor)
+        history = audit.read(publish_root, round_id)
+        timeline = history + [entry] if (history or version > 1) else None
+        # --- end lifecycle and audit ---
+        tmp = Path(tempfile.mkdtemp(prefix=f".v{version}-", dir=round_root))
+        try:
+            changes = None
+            if lifecycle_public is not None:
+                new_awards = public_award_list(out_dir)
+                changes = lifecycle_changes(lifecycle_public, previous_dir, new_awards, version)
+                entry["diff"] = changes["diff"]
+            elif previous_dir is not None:
+                entry["diff"] = public_diff(pl.read_parquet(previous_dir / files.AWARDS_PUBLIC_PARQUET),
+                                            public_award_list(out_dir))["diff"]
+            counts = _write_version(out_dir, tmp, report_json, version, lookup_iterations,
+                                    timeline, changes)
+            if changes is not None:
+                write_changes(tmp, changes)
+            file_hashes = {rel_name(p, tmp): sha256_file(p) for p in tree_files(tmp)}
+            manifest = {"round_id": round_id, "version": version, "files": file_hashes,
+                        "published_at": published_at,
+                        "result_fingerprint": fingerprint, "input_sha256": report_json["input_sha256"],
+                        "solver": {k: report_json[k] for k in ("status", "objective", "bound", "gap",
+                                                               "solver")},
+                        "solver_report": public_solver_report(report_json),
+                        "lookup": counts}
+            if lifecycle_public is not None:
+                manifest["lifecycle"] = lifecycle_public
+            (tmp / files.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False)
+                                        + "\n", encoding="utf-8")
+            # one timestamp for every file: modification times tell nothing about write order
+            stamp = time.time()
+            for path in tree_files(tmp):
+                os.utime(path, (stamp, stamp))
+            for sub in [tmp, *sorted(p for p in tmp.rglob("*") if p.is_dir())]:
+                os.chmod(sub, 0o755)
+            _fsync_tree(tmp)
+            target = round_root / files.version_name(version)
+            try:
+                os.rename(tmp, target)   # atomic; fails if v<N> appeared meanwhile
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise RuntimeError(f"{target} appeared while publishing (another publisher "
+                                       f"without the lock?); nothing was changed") from exc
+                raise
+            _fsync_dir(round_root)
+            audit.append(publish_root, round_id, entry)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return {"round_id": round_id, "version": version, "path": str(target), "created": True}
+
+
+# --- Lifecycle changes and audit entries (allocation.lifecycle, allocation.audit) ---------
+
+def _lifecycle_public(out_dir: Path) -> dict | None:
+    path = out_dir / files.LIFECYCLE_PUBLIC
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _audit_entry(out_dir: Path, report_json: dict, version: int, published_at: str,
+                 lifecycle_public: dict | None, actor: dict | None) -> dict:
+    summary = report_json.get("summary", {})
+    who = actor or audit.cli_actor()
+    return {
+        "round_id": report_json["round_id"], "version": version, "published_at": published_at,
+        "kind": (lifecycle_public or {}).get("kind", "allocation"),
+        "as_of": (lifecycle_public or {}).get("as_of"),
+        "previous_version": (lifecycle_public or {}).get("previous_version",
+                                                          version - 1 if version > 1 else None),
+        **{k: who.get(k) for k in ("via", "triggered_by", "approved_by", "dag_id", "run_id") if k in who},
+        "input_sha256": report_json.get("input_sha256", {}),
+        "solver": {k: report_json.get(k) for k in ("status", "objective", "gap")},
+        "summary": {k: summary.get(k) for k in ("funded", "awarded_krw", "budget_krw")},
+        "appeals": (lifecycle_public or {}).get("appeals"),
+        "released": (lifecycle_public or {}).get("released"),
+        "diff": None,
+        "out_dir": str(Path(out_dir).resolve()),
+    }

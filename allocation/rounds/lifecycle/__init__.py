@@ -1,0 +1,1 @@
+"""After publication: acceptances, declines, lapses, refills and appeals (see refill)."""
