@@ -1,6 +1,7 @@
 """Shared fixtures of the whole suite (no test module imports another).
 
 - ``valid_toml``: a complete, valid round.toml text (config, scoring and modelling tests edit it).
+- plugins: pytester (tests of pytest behaviour) and tests.ci_skips (under CI a skip is a failure).
 - ``solved_sample`` / ``sample_round_dir``: the sample round with one injected title, solved
   once per session (~20 s); ``published_sample``: its v1, published once; ``receipt_codes``:
   application_id -> receipt code of the solved sample (officer side).
@@ -18,6 +19,8 @@ from allocation import files
 from allocation.publish import lookup
 from allocation.publish.version import publish
 from allocation.rounds.allocate import run_round
+
+pytest_plugins = ["pytester", "tests.ci_skips"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "rounds" / "sample"

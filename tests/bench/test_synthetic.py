@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import date
 from pathlib import Path
 
@@ -407,13 +406,33 @@ def test_cli(tmp_path, capsys):
         synthetic.main([str(tmp_path / "f"), "-n", "5", "--table-encoding", "nonsense"])
 
 
-def test_generation_is_fast(tmp_path):
-    start = time.perf_counter()
-    synthetic.generate_round(tmp_path, 1_000, seed=1, bad_rows=True)
-    assert time.perf_counter() - start < 3.0
-    start = time.perf_counter()
-    synthetic.build_round(100_000, seed=1)
-    assert time.perf_counter() - start < 10.0
+def test_generation_at_size(tmp_path):
+    """A written 1k round with bad rows and a built 100k round are what they should be.
+
+    No wall-clock limits here (shared 2-core machines make them flaky); speed belongs in bench/.
+    """
+    out = synthetic.generate_round(tmp_path, 1_000, seed=1, bad_rows=True)
+    built = synthetic.build_round(1_000, seed=1, bad_rows=True)
+    assert {p.name for p in out.iterdir()} >= {f"{s}.csv" for s in STEMS} | {"round.toml", "README.md"}
+    assert load_config(out).round.id == "2026-R1"
+    written = {s: read_table(out, s) for s in STEMS}
+    assert written["applications"].height == 1_001                    # + the pasted duplicate
+    assert find_defects(written, min_reviewers=2) == {(b.table, b.rows, b.application_id)
+                                                      for b in built.bad_rows}
+
+    n = 100_000
+    big = synthetic.build_round(n, seed=1)
+    apps, reqs, revs, cap = (big.tables[s] for s in STEMS)
+    assert not big.bad_rows
+    assert apps.height == n and apps.columns == list(schema.APPLICATIONS.required)
+    assert apps["application_id"].to_list() == [f"R1-{i:06d}" for i in range(1, n + 1)]
+    assert apps["receipt_code"].n_unique() == n
+    assert apps["business_no"].str.contains(r"^\d{3}-\d{2}-\d{5}$").all()
+    per_app = reqs.group_by("application_id").agg(pl.len())
+    assert per_app.height == n and per_app["len"].is_in([1, 2]).all()
+    assert set(reqs["gpu_type"]) == set(synthetic.GPU_TYPES) == set(cap["gpu_type"])
+    k = revs.group_by("application_id").agg(pl.col("reviewer_id").n_unique(), pl.len())
+    assert k.height == n and (k["reviewer_id"] == 3).all() and (k["len"] == 9).all()
 
 
 def test_capacity_factors_make_every_gpu_type_scarce(tmp_path, capsys):

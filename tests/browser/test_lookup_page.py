@@ -28,15 +28,16 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", 
 def chromium() -> Path:
     result = subprocess.run(["bash", str(ENSURE)], capture_output=True, text=True, timeout=900)
     if result.returncode != 0 or not CHROMIUM.is_file():
-        pytest.skip(f"Debian's chromium could not be installed ({ENSURE.name} exit "
-                    f"{result.returncode}): {result.stderr.strip()[-400:]}")
+        pytest.skip(f"Chromium missing: {CHROMIUM} not there and Debian's chromium could not be installed "
+                    f"({ENSURE.name} exit {result.returncode}): {result.stderr.strip()[-400:]}")
     return CHROMIUM
 
 
 @pytest.fixture(scope="module")
 def browser(chromium):
     sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="the playwright package is missing (pip install -e '.[test]')")
+                                   reason="Playwright missing: the playwright Python package is not installed "
+                                          "(pip install -e '.[test]')")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=LAUNCH_ARGS)
         yield browser
