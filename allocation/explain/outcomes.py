@@ -44,8 +44,9 @@ def item_outcomes(model: ModelData, choice: np.ndarray, explanation: ItemExplana
     pick = lambda a: np.where(funded, a[items, opt], 0).astype(np.int64)  # noqa: E731
     fraction = np.where(funded, np.array(model.levels + (0.0,))[np.where(funded, choice, -1)], 0.0)
 
-    # Waitlist: best not-fully-funded applications by score, then id.
-    not_full = ~(funded & top)
+    # Waitlist: best applications that could still get more (not fully funded, next step not
+    # forbidden on its own), by score, then id.
+    not_full = ~(funded & top) & ~explanation.forbidden
     order = np.lexsort((model.application_ids, -model.scores))
     waitlist_rank = np.zeros(n, dtype=np.int64)
     candidates = order[not_full[order]][: config.award.waitlist_size]

@@ -1,7 +1,10 @@
 """Why each application got what it got, and which limits of the round bind.
 
-For an application below its highest level, the *next step* is its next allowed level.
-Every limit that the next step would break, with all other awards kept, is a reason:
+For an application below its highest level, the *next step* is its next allowed level (or,
+when no higher level is allowed at all, the next level with money, which some limit forbids on
+its own: over the company cap, the budget or a GPU type's capacity by itself).
+Every limit that the next step would break, with all other awards kept, is a reason (for a
+level forbidden on its own: every limit it breaks on its own):
 capacity of a GPU type, the budget, the company cap, a quota. Since a bigger step uses
 more of every resource, the next step is the one that tells.
 
@@ -28,6 +31,7 @@ class ItemExplanation:
 
     next_option: np.ndarray        # (n,) int, -1 when at the top level (nothing to explain)
     score_needed: np.ndarray       # (n,) float, NaN when not meaningful
+    forbidden: np.ndarray          # (n,) bool: the next step breaks a limit on its own (can never be granted)
     pattern: np.ndarray            # (n,) int64 index into patterns
     patterns: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
 
@@ -55,6 +59,17 @@ def next_allowed_option(problem: AllocationProblem, choice: np.ndarray) -> np.nd
     return first.astype(np.int64)
 
 
+def next_step(problem: AllocationProblem, choice: np.ndarray) -> np.ndarray:
+    """The step an explanation is about: the next allowed option above the current one; when
+    none is allowed, the next level above it that a limit forbids on its own (an award level
+    with money, e.g. over the company cap by itself); -1 at the top level."""
+    nxt = next_allowed_option(problem, choice)
+    options = np.arange(problem.n_options)[None, :]
+    above = (options > choice[:, None]) & (problem.company_weight > 0)
+    forbidden = np.where(above.any(axis=1), above.argmax(axis=1), -1)
+    return np.where(nxt >= 0, nxt, forbidden).astype(np.int64)
+
+
 def _top_option(problem: AllocationProblem) -> np.ndarray:
     """Highest option index that could ever be granted, -1 if none is allowed."""
     n_options = problem.n_options
@@ -68,7 +83,7 @@ def explain_items(model: ModelData, choice: np.ndarray,
     problem = model.problem
     n = problem.n_items
     use = problem.usage(choice)
-    nxt = next_allowed_option(problem, choice)
+    nxt = next_step(problem, choice)
     has_next = nxt >= 0
     items = np.arange(n)
     cur = np.maximum(choice, 0)
@@ -83,10 +98,14 @@ def explain_items(model: ModelData, choice: np.ndarray,
     company_total = use["company"][problem.company] if n else np.zeros(0, np.int64)
     over_company = company_total + delta(problem.company_weight) > problem.company_cap
     under_cover = (use["cover"][:, None] + delta(problem.cover)) < 0
-
-    # Options never allowed say why directly (e.g. one application above the company cap).
-    never = ~problem.allowed.any(axis=1)
-    lowest_awarded = model.awarded[:, 0] if n else np.zeros(0, np.int64)
+    # A next step that no limit allows on its own is explained by the limits it breaks on its
+    # own, whatever the others get (no award of anyone else could make room for it).
+    step = np.maximum(nxt, 0)
+    alone = has_next & ~problem.allowed[items, step] if n else np.zeros(0, bool)
+    if alone.any():
+        over_rows = np.where(alone, problem.weight[:, items, step] > problem.capacity[:, None], over_rows)
+        over_company = np.where(alone, problem.company_weight[items, step] > problem.company_cap, over_company)
+        under_cover = np.where(alone, False, under_cover)
 
     # Every item's (codes, quotas) is a function of a few booleans: encode them as one integer
     # key per item (vectorised), then spell out each distinct key once.
@@ -100,27 +119,12 @@ def explain_items(model: ModelData, choice: np.ndarray,
         for q in range(Q):
             bits |= under_cover[q].astype(np.int64) << (R + 1 + q)
         key = np.where(has_next, 1 + bits, 0)        # 1 + bits >= 1
-        cc = lowest_awarded > problem.company_cap
-        be = lowest_awarded > problem.capacity[-1]
-        first_row = np.argmax(model.hours[:, 0] > problem.capacity[:-1][None, :], axis=1) \
-            if problem.capacity.shape[0] > 1 else np.zeros(n, np.int64)
-        never_key = -1 - (cc.astype(np.int64) + 2 * be.astype(np.int64)
-                          + 4 * np.where(cc | be, 0, first_row))
-        key = np.where(never, never_key, key)
     uniq, pattern = np.unique(key, return_inverse=True)
     patterns = []
     for k in uniq.tolist():
         codes: list[str] = []
         quotas: list[str] = []
-        if k < 0:
-            c = -1 - k
-            if c & 1:
-                codes.append("company_cap")
-            if c & 2:
-                codes.append("budget_exhausted")
-            if not codes:
-                codes.append(_row_reason(problem.row_names[c >> 2]))
-        elif k > 0:
+        if k > 0:
             b = k - 1
             codes += [_row_reason(name) for r, name in enumerate(problem.row_names) if b >> r & 1]
             if b >> R & 1:
@@ -135,7 +139,8 @@ def explain_items(model: ModelData, choice: np.ndarray,
 
     score_needed = np.full(n, np.nan)
     if row_duals is not None and n:
-        opt = np.where(has_next, nxt, _top_option(problem))
+        allowed_next = next_allowed_option(problem, choice)
+        opt = np.where(allowed_next >= 0, allowed_next, _top_option(problem))
         ok = opt >= 0
         j = np.maximum(opt, 0)
         price = (row_duals[:, None] * problem.weight[:, items, j]).sum(axis=0)
@@ -143,10 +148,12 @@ def explain_items(model: ModelData, choice: np.ndarray,
             price -= (cover_duals[:, None] * problem.cover[:, items, j]).sum(axis=0)
         awarded = model.awarded[items, j].astype(float)
         with np.errstate(divide="ignore", invalid="ignore"):
-            needed = np.ceil(price / np.where(awarded > 0, awarded, np.nan)) / 100.0
+            ratio = price / np.where(awarded > 0, awarded, np.nan)   # centipoints per KRW
+            # the LP's duals carry float noise (7000.000000000002): an exact break-even stays exact
+            needed = np.ceil(ratio - 1e-9 * np.maximum(np.abs(ratio), 1.0)) / 100.0
         score_needed = np.where(ok & ~funded & (needed > model.scores), needed, np.nan)
-    return ItemExplanation(next_option=nxt, score_needed=score_needed, pattern=pattern,
-                           patterns=tuple(patterns))
+    return ItemExplanation(next_option=nxt, score_needed=score_needed, forbidden=alone,
+                           pattern=pattern, patterns=tuple(patterns))
 
 
 def limits_report(model: ModelData, solution: Solution, explanation: ItemExplanation,

@@ -103,3 +103,17 @@ def test_nothing_selectable_gives_empty_items():
     out = build_outcomes(apps, scores, items, config)
     assert items.height == 0 and out["reason"].to_list() == ["below_min_score"]
     assert build_awards(model, choice).height == 0
+
+
+def test_what_no_limit_allows_on_its_own_is_explained_and_never_waitlisted():
+    # A's full request (₩20,000) is over the ₩15,000 company cap by itself: A gets half, and
+    # says why; N's half (₩30,000) is over it too: N can never be funded. Neither is waitlisted.
+    rows = [{"application_id": "A", "score": 90, "hours": 20},
+            {"application_id": "B", "score": 80, "hours": 10},
+            {"application_id": "N", "score": 85, "hours": 60}]
+    model, config, _, _, choice, items = _items(rows, cap=15_000, capacity_hours=100)
+    by = {r["application_id"]: r for r in items.iter_rows(named=True)}
+    assert (by["A"]["status"], by["A"]["reason"], by["A"]["award_fraction"]) == ("awarded", "funded_partially", 0.5)
+    assert "company 123-45-***** would exceed the ₩15,000 per-company cap" in by["A"]["reason_detail"]
+    assert by["N"]["status"] == "not_selected" and by["N"]["reason"] == "company_cap"
+    assert by["A"]["waitlist_rank"] is None and by["N"]["waitlist_rank"] is None

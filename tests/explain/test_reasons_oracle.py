@@ -215,7 +215,7 @@ def check_score_needed(model, solution, lp, explanation, oracle) -> int:
             assert np.isnan(needed), "score_needed is only for applications that got nothing"
             continue
         nxt = int(explanation.next_option[i])
-        if nxt < 0:
+        if nxt < 0 or not model.problem.allowed[i, nxt]:   # no score makes a forbidden level fit
             continue
         # the price of the next level: GPU-hours and budget at the row prices, minus quota credit
         usage = [oracle.hours[i][nxt][g] for g in oracle.gpus] + [oracle.awarded[i][nxt]]
@@ -433,7 +433,7 @@ def test_clearing_prices_and_reasons_by_hand(scarce):
     else:
         assert lp.row_duals.tolist() == pytest.approx([5_600_000.0, 0.0])
         assert list(explanation.codes(2)) == list(explanation.codes(4)) == ["capacity_H100_exhausted"]
-    # within one hundredth of the hand-computed 70.00 (exactness: the xfail test below)
+    # within one hundredth of the hand-computed 70.00 (exactness: the test below)
     assert 70.00 <= explanation.score_needed[4] <= 70.01
     assert np.isnan(explanation.score_needed[[0, 1, 3]]).all()      # funded
     # "at that score it would be funded at the same prices": with E at 70.01 the LP funds E
@@ -446,10 +446,6 @@ def test_clearing_prices_and_reasons_by_hand(scarce):
     check_score_needed(model, solution, lp, explanation, oracle)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "package bug: explaining.py takes np.ceil(price / awarded) of GLOP's floating duals with no "
-    "tolerance; the budget dual comes back as 7000.000000000002 (the GPU one as 5600000.000000001), so an exact break-even of 70.00 "
-    "is reported as 70.01, and C (score 70, exactly at the price) gets a score_needed of 70.01"))
 @pytest.mark.parametrize("scarce", ["budget", "gpu"])
 def test_score_needed_by_hand_is_exact(scarce):
     apps, capacity, text = score_needed_round(65, scarce)
@@ -460,11 +456,6 @@ def test_score_needed_by_hand_is_exact(scarce):
 
 # --- applications whose higher levels can never be granted -----------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "package bug: an application granted a lower level because its higher levels exceed a limit "
-    "on their own (here the company cap) is reported as reason 'funded' (schema: 'funded at the "
-    "full requested amount'), not as funded_partially with the limit; explaining.next_allowed_option "
-    "skips levels that are never allowed, so outcomes.item_outcomes treats it as fully funded"))
 def test_partial_award_capped_by_the_company_cap_says_so():
     # A: H100 100 h at 1,000 KRW/h, copay 0.2: half 50 h -> awarded 40,000; full -> 80,000.
     # Company cap 50,000: only the half can be granted. It is not funded in full (README step 4).
@@ -478,11 +469,6 @@ def test_partial_award_capped_by_the_company_cap_says_so():
     assert "per-company cap" in out["reason_detail"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "package bug (README step 4: every limit the next level breaks is a reason): for an application "
-    "no level of which can ever be granted, explaining.explain_items names only the first GPU type "
-    "whose capacity its lowest level exceeds (and no GPU type at all when the budget or company cap "
-    "is also exceeded)"))
 def test_never_fundable_application_names_every_limit_it_breaks():
     # B asks 300 h of A100 and 300 h of H100; at 50 % that is 150 h of each, over both 100 h
     # capacities. A (10 h H100) is funded. B's lowest level breaks both capacities.
