@@ -18,7 +18,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from allocation import files, intake
+from allocation import files, intake, text
 from allocation.config import load_config
 from allocation.errors import RoundError
 from allocation.publish import diff, lookup
@@ -28,9 +28,16 @@ from allocation.rounds import allocate
 from allocation.rounds.approval import lifecycle_markdown
 from allocation.rounds.lifecycle.refill import run_lifecycle
 
-# markup=False: file contents and messages may contain [brackets] that are not styling.
-console = Console(highlight=False, markup=False)
-err = Console(stderr=True, highlight=False, markup=False)
+class SafeConsole(Console):
+    """A console that never passes a control character or escape sequence from the data to
+    the terminal (allocation.text.terminal); markup off: [brackets] in messages are text."""
+
+    def print(self, *objects, **kwargs) -> None:
+        super().print(*(text.terminal(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+console = SafeConsole(highlight=False, markup=False)
+err = SafeConsole(stderr=True, highlight=False, markup=False)
 SHOW_ISSUES = 40
 
 
@@ -64,8 +71,8 @@ def _print_issue_table(issues: pl.DataFrame, shown: pl.DataFrame) -> None:
     for col in ("file", "row", "column", "code", "message"):
         table.add_column(col, overflow="fold")
     for row in shown.iter_rows(named=True):
-        table.add_row(row["file"], "" if row["row"] is None else str(row["row"]),
-                      row["column"] or "", row["code"], row["message"])
+        table.add_row(*(text.terminal(v) for v in (row["file"], "" if row["row"] is None else row["row"],
+                                                   row["column"] or "", row["code"], row["message"])))
     console.print(table)
 
 
@@ -163,7 +170,7 @@ def cmd_lifecycle(args: argparse.Namespace) -> int:
     report = run_lifecycle(Path(args.round_dir), Path(args.previous), out, as_of=day,
                            responses=args.responses, appeals=args.appeals,
                            require_appeals=args.command == "appeal", time_limit_s=args.time_limit)
-    print(lifecycle_markdown(report, out))
+    print(text.terminal(lifecycle_markdown(report, out)))
     print(f"Results: {out / (files.OUTCOMES + '.csv')}, {out / (files.CHANGES + '.csv')}, "
           f"{out / files.LIFECYCLE_REPORT}")
     return 0

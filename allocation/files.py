@@ -118,6 +118,28 @@ def is_run_folder(path: Path) -> bool:
 
 
 # --- writers ----------------------------------------------------------------------------
+# Everything in a run folder is officers' data (personal data included): folders 0700, files
+# 0600, whatever the umask. Every file is written to a temporary name and renamed into place.
+
+PRIVATE_FILE, PRIVATE_DIR = 0o600, 0o700
+
+
+def private_dir(path: Path) -> Path:
+    """Create the folder (and missing parents) and make it 0700."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, PRIVATE_DIR)
+    return path
+
+
+def _tmp(path: Path) -> Path:
+    return Path(path).with_name(Path(path).name + ".tmp")
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    os.chmod(tmp, PRIVATE_FILE)
+    os.replace(tmp, final)
+
 
 def dumps_json(data) -> str:
     """Deterministic JSON text (sorted keys, UTF-8, indented) with a final newline."""
@@ -125,15 +147,14 @@ def dumps_json(data) -> str:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    """Write a text file atomically (temporary file, then rename), 0600."""
+    tmp = _tmp(path)
     tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    _publish(tmp, Path(path))
 
 
 def write_json(path: Path, data) -> None:
-    """Deterministic JSON (sorted keys, UTF-8), written atomically."""
+    """Deterministic JSON (sorted keys, UTF-8), written atomically, 0600."""
     write_text(path, dumps_json(data))
 
 
@@ -141,22 +162,24 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def write_table(frame: pl.DataFrame, path_without_suffix: Path) -> None:
-    """CSV (UTF-8 with BOM, so Excel shows Hangul) and Parquet, each written atomically."""
-    for suffix in (".csv", ".parquet"):
-        final = path_without_suffix.with_suffix(suffix)
-        tmp = final.with_suffix(suffix + ".tmp")
-        if suffix == ".csv":
-            frame.write_csv(tmp, include_bom=True)
-        else:
-            frame.write_parquet(tmp, statistics=False)
-        os.replace(tmp, final)
+def write_csv(frame: pl.DataFrame, path: Path) -> None:
+    """CSV, UTF-8 with BOM (so Excel shows Hangul), atomically, 0600."""
+    tmp = _tmp(path)
+    frame.write_csv(tmp, include_bom=True)
+    _publish(tmp, Path(path))
 
 
 def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    """Parquet (no statistics: the bytes depend on the data only), atomically, 0600."""
+    tmp = _tmp(path)
     frame.write_parquet(tmp, statistics=False)
-    os.replace(tmp, path)
+    _publish(tmp, Path(path))
+
+
+def write_table(frame: pl.DataFrame, path_without_suffix: Path) -> None:
+    """<stem>.csv and <stem>.parquet."""
+    write_csv(frame, Path(path_without_suffix).with_suffix(".csv"))
+    write_parquet(frame, Path(path_without_suffix).with_suffix(".parquet"))
 
 
 def merge_timings(out_dir: Path, seconds: dict[str, float]) -> None:

@@ -46,6 +46,7 @@ class ColumnSpec:
     max_value: float | None = None   # INT / NUMBER: inclusive upper bound
     choices: tuple[str, ...] = ()    # ENUM
     min_length: int = 1              # ID / TEXT
+    max_length: int = 200            # ID / TEXT: longer is an issue (absurd lengths never reach outputs)
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,15 @@ class TableSpec:
 APPLICATIONS = TableSpec(
     stem="applications",
     columns=(
-        ColumnSpec("application_id", ID),
+        ColumnSpec("application_id", ID, max_length=64),
         ColumnSpec("business_no", ID),          # checked by identifiers.is_valid_business_no
         ColumnSpec("company_name", TEXT),
         ColumnSpec("company_size", ENUM, choices=COMPANY_SIZES),
         ColumnSpec("region", ENUM, choices=REGIONS),
         ColumnSpec("founded_on", DATE),
         ColumnSpec("prior_awards", INT, min_value=0),
-        ColumnSpec("project_title", TEXT),
-        ColumnSpec("receipt_code", TEXT, min_length=8),
+        ColumnSpec("project_title", TEXT, max_length=500),
+        ColumnSpec("receipt_code", TEXT, min_length=8, max_length=128),
     ),
     key=("application_id",),
 )

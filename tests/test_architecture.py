@@ -12,7 +12,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "allocation"
 LAYERS = {   # top-level part of allocation -> layer; an import may only go to the same or a lower layer
-    "schema": 0, "config": 0, "errors": 0, "identifiers": 0, "files": 0,
+    "schema": 0, "config": 0, "errors": 0, "identifiers": 0, "files": 0, "text": 0,
     "intake": 1, "scoring": 1,
     "model": 2,
     "solve": 3,

@@ -216,15 +216,13 @@ def read_round(round_dir: Path | str, config: RoundConfig | None = None) -> Vali
 
 def save_validated(v: ValidatedRound, out_dir: Path) -> None:
     """Parquet per table, issues.csv (UTF-8 with BOM for Excel), intake.json, round.toml."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = files.private_dir(Path(out_dir))
     for stem in files.INTAKE_TABLES:
-        getattr(v, stem).write_parquet(out_dir / f"{stem}.parquet")
-    v.issues.write_csv(out_dir / files.ISSUES_CSV, include_bom=True)
+        files.write_parquet(getattr(v, stem), out_dir / f"{stem}.parquet")
+    files.write_csv(v.issues, out_dir / files.ISSUES_CSV)
     meta = {"input_hashes": v.input_hashes, "files": v.files}
-    (out_dir / files.INTAKE_META).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
-                                      encoding="utf-8")
-    (out_dir / schema.CONFIG_FILE).write_text(config_to_toml(v.config), encoding="utf-8")
+    files.write_text(out_dir / files.INTAKE_META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    files.write_text(out_dir / schema.CONFIG_FILE, config_to_toml(v.config))
 
 
 def load_validated(out_dir: Path) -> ValidatedRound:

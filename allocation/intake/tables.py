@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from allocation import schema
+from allocation import schema, text
 from allocation.errors import RoundError
 from allocation.identifiers import business_no_is_valid_expr
 
@@ -145,6 +145,11 @@ def cell_text(name: str) -> pl.Expr:
     return pl.format("{} '{}'", pl.lit(name), pl.col(name))
 
 
+def _where_forbidden(value: str) -> str:
+    found = text.first_forbidden(value)
+    return f"{found[1]} at character {found[0]}" if found else "?"
+
+
 def _bounds_text(col: schema.ColumnSpec) -> str:
     if col.max_value is None:
         return f"must be at least {col.min_value:g}"
@@ -174,9 +179,16 @@ def _parse_date(raw: pl.Expr) -> pl.Expr:
 def _column_rules(col: schema.ColumnSpec, typed: str, today: date) -> tuple[pl.Expr, list[_Rule]]:
     """The typed value of a non-empty cell and the rules it must pass, in order."""
     raw, value, shown = pl.col(col.name), pl.col(typed), cell_text(col.name)
-    rules: list[_Rule] = []
+    # first: control and invisible formatting characters (never echoed back: the message names
+    # the character and its position instead of repeating the value)
+    rules: list[_Rule] = [_Rule("bad_character", raw.str.contains(text.FORBIDDEN_PATTERN), pl.format(
+        "{} contains an invisible or control character ({}); retype the value without it",
+        pl.lit(col.name), raw.map_elements(_where_forbidden, return_dtype=pl.String)))]
     if col.kind in (schema.ID, schema.TEXT):
         parsed = raw
+        rules.append(_Rule("too_long", raw.str.len_chars() > col.max_length, pl.format(
+            "{} is too long: {} characters, at most {} allowed",
+            pl.lit(col.name), raw.str.len_chars(), pl.lit(col.max_length))))
         if col.min_length > 1:
             rules.append(_Rule("too_short", raw.str.len_chars() < col.min_length, pl.format(
                 "{} is too short: {} characters, at least {} needed",

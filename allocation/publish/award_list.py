@@ -21,7 +21,9 @@ XLSX_CREATED = dt.datetime(2000, 1, 1)
 
 def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
     """Prefix text cells that a spreadsheet would treat as a formula with an apostrophe."""
-    risky = "^[" + "".join("\\" + c if c in "+-" else c for c in FORMULA_PREFIXES) + "]"
+    # a formula character first, possibly behind spaces or invisible characters ("\u200b=1+7")
+    risky = ("^[\\s\\p{Cc}\\p{Cf}]*[" + "".join("\\" + c if c in "+-" else c for c in FORMULA_PREFIXES)
+             + "]")
     return frame.with_columns(
         pl.when(pl.col(c).str.contains(risky)).then("'" + pl.col(c)).otherwise(pl.col(c)).alias(c)
         for c, dtype in frame.schema.items() if dtype == pl.String
@@ -82,7 +84,9 @@ def html_award_list(frame: pl.DataFrame, title: str, round_name: str, version: i
 
 
 def write_xlsx(frame: pl.DataFrame, path: Path) -> None:
-    workbook = xlsxwriter.Workbook(str(path))
+    # cells stay text: no live hyperlinks from URL-like names, no formulas from =… cells
+    workbook = xlsxwriter.Workbook(str(path), {"strings_to_urls": False, "strings_to_formulas": False,
+                                               "strings_to_numbers": False})
     workbook.set_properties({"created": XLSX_CREATED, "title": "Compute voucher awards"})
     try:
         frame.write_excel(workbook, worksheet="awards", autofit=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from allocation import files
+from allocation.text import markdown_cell, terminal
 from allocation.publish.manifest import verify
 
 AMOUNTS = ("awarded_krw", "copay_krw")
@@ -125,11 +126,6 @@ def _krw(value: int, signed: bool = False) -> str:
     return f"{'+' if value >= 0 else '−'}₩{abs(value):,}"
 
 
-def _cell(text) -> str:
-    """Markdown table cell: no pipes or line breaks from the data."""
-    return str(text).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
-
-
 def _hours_text(hours: dict[str, int], signed: bool = False) -> str:
     parts = [f"{g} {h:+,}" if signed else f"{g} {h:,}" for g, h in hours.items() if h]
     return ", ".join(parts) or "-"
@@ -150,7 +146,7 @@ def render_diff_markdown(diff: dict) -> str:
             lines += [f"## {title}", "",
                       f"| application | company | region | {was}awarded | {was}co-payment | GPU-hours |",
                       "|---|---|---|---:|---:|---|"]
-            lines += [f"| {_cell(e['application_id'])} | {_cell(e['company_name'])} | {_cell(e['region'])} | "
+            lines += [f"| {markdown_cell(e['application_id'])} | {markdown_cell(e['company_name'])} | {markdown_cell(e['region'])} | "
                       f"{_krw(e['awarded_krw'])} | {_krw(e['copay_krw'])} | {_hours_text(e['gpu_hours'])} |"
                       for e in diff[key]]
             lines.append("")
@@ -158,7 +154,7 @@ def render_diff_markdown(diff: dict) -> str:
         lines += ["## Changed amount", "",
                   "| application | company | awarded old → new | change | share | GPU-hours change |",
                   "|---|---|---:|---:|---|---|"]
-        lines += [f"| {_cell(c['application_id'])} | {_cell(c['company_name'])} | "
+        lines += [f"| {markdown_cell(c['application_id'])} | {markdown_cell(c['company_name'])} | "
                   f"{_krw(c['awarded_krw_old'])} → {_krw(c['awarded_krw_new'])} | {_krw(c['delta_krw'], True)} | "
                   f"{c['award_fraction_old']:.0%} → {c['award_fraction_new']:.0%} | "
                   f"{_hours_text(c['delta_gpu_hours'], True)} |" for c in diff["changed"]]
@@ -177,8 +173,8 @@ def cli_diff(v_old_dir: Path, v_new_dir: Path, *, as_json: bool = False) -> int:
     FileNotFoundError when a folder is not a published version.
     """
     diff = diff_versions(Path(v_old_dir), Path(v_new_dir))
-    sys.stdout.write(json.dumps(diff, ensure_ascii=False, indent=2) + "\n" if as_json
-                     else render_diff_markdown(diff))
+    sys.stdout.write(terminal(json.dumps(diff, ensure_ascii=False, indent=2) + "\n" if as_json
+                              else render_diff_markdown(diff)))
     return 0
 
 
@@ -210,7 +206,8 @@ def write_changes(target: Path, changes: dict) -> None:
     if changes["gained_awardees"]:
         lines += ["## Newly awarded", "", "| application | company | region | share | awarded |",
                   "|---|---|---|---:|---:|"]
-        lines += [f"| {g['application_id']} | {g['company_name']} | {g['region']} | "
+        lines += [f"| {markdown_cell(g['application_id'])} | {markdown_cell(g['company_name'])} | "
+                  f"{markdown_cell(g['region'])} | "
                   f"{g['award_fraction']:.0%} | ₩{g['awarded_krw']:,} |" for g in changes["gained_awardees"]]
         lines.append("")
     lines += ["## Capacity re-used and unused", "",

@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from allocation import files, schema
+from allocation import files, schema, text
 
 FORMAT = "voucher-lookup/1"
 # PBKDF2 work per guess. Publishing derives once per application (~0.05 s each at 300k here);
@@ -376,7 +376,7 @@ def cli_lookup(published: Path, application_id: str, code: str, *, as_json: bool
         code = sys.stdin.readline().strip()
     result = lookup_result(Path(published), application_id, code)
     if as_json:
-        print(json.dumps(result, ensure_ascii=False, indent=2, sort_keys=True))
+        print(text.terminal(json.dumps(result, ensure_ascii=False, indent=2, sort_keys=True)))
     else:
-        print(format_result(result))
+        print(text.terminal(format_result(result)))
     return 0 if result is not None else 1

@@ -46,7 +46,7 @@ def validate(round_dir: Path, out_dir: Path, *, budget_krw: int | None = None,
              time_limit_s: float | None = None) -> dict:
     """Read and check the round folder; RoundError if it cannot run at all."""
     started = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = files.private_dir(Path(out_dir))
     config = load_config(round_dir).with_overrides(budget_krw=budget_krw, time_limit_s=time_limit_s)
     validated = intake.read_round(round_dir, config)
     intake.save_validated(validated, out_dir / files.INTAKE)

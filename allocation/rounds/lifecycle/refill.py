@@ -122,7 +122,7 @@ def prepare(round_dir: Path, previous_path: Path, out_dir: Path, *, as_of: date 
     }
     files.write_json(out_dir / files.LIFECYCLE_STATE, state)
     if previous.outcomes is not None:
-        previous.outcomes.write_parquet(out_dir / files.PREVIOUS_OUTCOMES)
+        files.write_parquet(previous.outcomes, out_dir / files.PREVIOUS_OUTCOMES)
     return {"kind": kind, "as_of": as_of.isoformat(), "previous": previous.label,
             "applications": quality["applications"], "eligible": int(apps[schema.ELIGIBLE].sum()),
             **state["counts"], "appeals_upheld": len(upheld),
