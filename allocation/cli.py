@@ -213,9 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_diff)
 
-    for name, text in (("refill", "re-allocate freed awards after acceptances/declines/lapses"),
+    for name, about in (("refill", "re-allocate freed awards after acceptances/declines/lapses"),
                        ("appeal", "apply appeal decisions (upheld appeals re-score and re-allocate)")):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=about)
         p.add_argument("round_dir", type=Path)
         p.add_argument("--previous", type=Path, required=True,
                        help="the previous run folder, published version, or published round folder (latest)")

@@ -76,7 +76,7 @@ def highs_model(problem: AllocationProblem, integer: bool):
     for r in range(len(problem.capacity)):
         add(ks_all, problem.weight[r, ii, ll], -math.inf, float(problem.capacity[r]))
     cw = problem.company_weight[ii, ll]
-    for g in _binding_company_groups(problem, ii, cw):
+    for g in binding_company_groups(problem, ii, cw):
         add(g, cw[g], -math.inf, float(problem.company_cap))
     for q in range(len(problem.cover_names)):
         add(ks_all, problem.cover[q, ii, ll], 0.0, math.inf)

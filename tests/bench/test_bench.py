@@ -8,6 +8,8 @@ import pytest
 from allocation.solve import dispatch
 from allocation.solve.brute_force import brute_force
 from bench import methods, orlib
+from bench.methods import run_highs
+from tests.solve.builders import random_tiny_problem
 
 # Chu-Beasley format: K, then per problem "n m best", n profits, m x n weights, m capacities
 TINY_ORLIB = """2
@@ -138,3 +140,17 @@ def test_gpu_scarce_rounds_bench_rows(bench_data):
     gaps = [float(r.split(" | ")[3]) for r in rows]
     assert all(g >= 0 for g in gaps)        # nothing above the proven bound
     assert "gpu:H200" in rows[0] and "gpu:L40S" in rows[0]   # every GPU type has a price
+
+
+def test_highs_peer_finds_the_brute_force_optimum():
+    """The HiGHS model the benchmarks compare against is the same problem (every row built)."""
+    checked = 0
+    for seed in range(40):
+        problem = random_tiny_problem(seed)
+        opt, _ = brute_force(problem)
+        if opt <= 0:
+            continue
+        result = run_highs(problem, 10, integer=True)
+        assert result["violations"] == [] and round(result["objective"]) == opt, (seed, result, opt)
+        checked += 1
+    assert checked >= 10

@@ -10,13 +10,11 @@ The real project airflow.cfg is used (AIRFLOW_CONFIG); only locations and secret
 
 from __future__ import annotations
 
-import atexit
 import base64
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest

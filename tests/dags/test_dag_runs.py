@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import polars as pl
@@ -112,7 +109,7 @@ def test_broken_round_fails_in_validate(dagbag, runs_root, own_publish_root):
     error = (run_folder(runs_root, "broken", dr.run_id) / "validation_error.txt").read_text()
     assert "company_size" in error and "missing" in error
     notices = (runs_root / "notifications.log").read_text()
-    assert f"allocation_round.validate FAILED" in notices and dr.run_id in notices
+    assert "allocation_round.validate FAILED" in notices and dr.run_id in notices
     assert not own_publish_root.exists()
 
 

@@ -1,8 +1,6 @@
 """Exact money arithmetic and the model's rows."""
 
-from fractions import Fraction
 
-import numpy as np
 import polars as pl
 
 from allocation.config import parse_config

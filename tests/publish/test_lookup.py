@@ -15,7 +15,6 @@ import pytest
 
 from allocation.publish import lookup
 from allocation.publish.manifest import verify
-from allocation.publish.version import publish
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """End to end on generated rounds: invariants, optimality, determinism."""
 
 import itertools
-import json
 import tomllib
 from fractions import Fraction
 from pathlib import Path
@@ -11,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allocation import schema
 from allocation.rounds import allocate as stages
 from bench.synthetic import generate_round
 from tests.rounds.invariants import check_invariants

@@ -247,7 +247,7 @@ def test_bad_responses_file_is_rejected_with_every_row(tmp_path):
     msg = str(caught.value)
     assert "responses.csv" in msg and "cannot run" in msg
     assert "row 3 [application_id]" in msg and "NOPE-1" in msg and "unknown_application" in msg
-    assert f"row 4 [application_id]" in msg and "not_awardee" in msg
+    assert "row 4 [application_id]" in msg and "not_awardee" in msg
     assert "row 5 [response]" in msg and "maybe" in msg
     assert "row 6 [responded_on]" in msg and "bad_date" in msg
     assert "row 2 [application_id]" in msg and "row 7 [application_id]" in msg and "duplicate_row" in msg
