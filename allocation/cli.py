@@ -1,4 +1,4 @@
-"""`voucher` command line: validate, allocate, publish, lookup, diff, refill, appeal.
+"""`voucher` command line: validate, allocate, whatif, publish, lookup, diff, refill, appeal.
 
 Synthetic rounds for demos and benchmarks: python -m bench.synthetic (not part of the engine).
 
@@ -24,7 +24,7 @@ from allocation.errors import RoundError
 from allocation.publish import diff, lookup
 from allocation.publish.index import refresh_index
 from allocation.publish.version import publish
-from allocation.rounds import allocate
+from allocation.rounds import allocate, whatif
 from allocation.rounds.approval import lifecycle_markdown
 from allocation.rounds.lifecycle.refill import run_lifecycle
 
@@ -176,6 +176,20 @@ def cmd_lifecycle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_whatif(args: argparse.Namespace) -> int:
+    with console.status("starting") as status:
+        def on_stage(name: str) -> None:
+            status.update(f"{name} …")
+            console.log(name)
+        rows = whatif.run_whatif(args.round_dir, args.out, args.scenario, budget_krw=args.budget_krw,
+                                 time_limit_s=args.time_limit, on_stage=on_stage)
+    console.print(whatif.render_markdown(rows), soft_wrap=True)
+    out = Path(args.out)
+    console.print(f"Side by side: {out / whatif.WHATIF_MD}, {out / whatif.WHATIF_CSV}; each scenario's "
+                  f"outcomes in {out / 'scenario-<k>'}; who changed (officers only): {out / whatif.WHATIF_CHANGES}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voucher", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -193,6 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-krw", type=int, help="override [round] budget_krw")
     p.add_argument("--time-limit", type=float, help="override [solver] time_limit_s")
     p.set_defaults(func=cmd_allocate)
+
+    p = sub.add_parser("whatif", help="solve the round under other policies and compare them side by side")
+    p.add_argument("round_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="output folder (base/ and scenario-<k>/)")
+    p.add_argument("--scenario", action="append", required=True,
+                   help="e.g. budget=+10%% | quota.non_capital=0.3 | min_score=65 | "
+                        "max_krw_per_company=200000000 | copay_share=0.3; several settings: comma-separated")
+    p.add_argument("--budget-krw", type=int, help="override [round] budget_krw for every scenario")
+    p.add_argument("--time-limit", type=float, help="override [solver] time_limit_s")
+    p.set_defaults(func=cmd_whatif)
 
     p = sub.add_parser("publish", help="publish an allocated round as PUBLISH_ROOT/<round>/v<N>/")
     p.add_argument("out_dir", type=Path, help="output folder of voucher allocate")

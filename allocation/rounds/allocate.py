@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from allocation import files, intake, schema, scoring
-from allocation.config import load_config
+from allocation.config import RoundConfig, load_config
 from allocation.model.build import build_model
 from allocation.model.reserve import hold_back_reserve
 from allocation.rounds.results import StageTimer, decide, write_results
@@ -71,14 +71,20 @@ def score(out_dir: Path) -> dict:
 def allocate(out_dir: Path) -> dict:
     """Solve, explain and write outcomes.csv/.parquet, awards.csv/.parquet, solution.json."""
     out_dir = Path(out_dir)
+    validated = intake.load_validated(out_dir / files.INTAKE)
+    scores = pl.read_parquet(out_dir / files.SCORES)
+    return allocate_with(out_dir, validated, scores, validated.config)
+
+
+def allocate_with(out_dir: Path, validated: intake.ValidatedRound, scores: pl.DataFrame,
+                  config: RoundConfig) -> dict:
+    """The allocate stage under a given policy (the round's, or a what-if scenario's): the
+    first allocation of a round, the lifecycle reserve held back."""
     timer = StageTimer()
     started = time.perf_counter()
-    validated = intake.load_validated(out_dir / files.INTAKE)
-    config = validated.config
     capacity, extra = validated.capacity, {}
     if config.lifecycle.reserve_share > 0:   # the first allocation leaves the reserve alone
         config, capacity, extra["reserve"] = hold_back_reserve(config, capacity)
-    scores = pl.read_parquet(out_dir / files.SCORES)
     model = build_model(validated.applications, validated.requests, capacity, scores, config)
     timer.record("build_model", started)
     decided = decide(model, validated, scores, config, timer)
