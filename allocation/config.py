@@ -190,6 +190,9 @@ def parse_config(text: str, source: str = schema.CONFIG_FILE) -> RoundConfig:
 
 def load_config(round_dir: Path) -> RoundConfig:
     path = Path(round_dir) / schema.CONFIG_FILE
+    if not Path(round_dir).is_dir():
+        raise RoundError(f"{round_dir}: round folder not found (or not a folder); give the folder that "
+                         f"holds {schema.CONFIG_FILE} and the applications, requests, reviews and capacity tables")
     if not path.is_file():
         raise RoundError(f"{path}: missing — every round folder needs its {schema.CONFIG_FILE}")
     try:

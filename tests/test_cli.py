@@ -58,6 +58,7 @@ def test_broken_round_is_one_clear_error_without_traceback(tmp_path, breakage, e
 def test_missing_round_folder(tmp_path):
     result = voucher("validate", tmp_path / "nope")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "round folder not found" in result.stderr and "round.toml: missing" not in result.stderr
 
 
 def test_generated_round_allocates(tmp_path):
