@@ -33,9 +33,13 @@ AUTO_CPSAT_MAX_ITEMS = 500
 # (allocation.solve.lp_guided), which gives the same kind of bound and prices in seconds.
 LP_GLOP_MAX_ITEMS = 30_000
 
-# Refills and appeals keep accepted awards fixed; the LP-guided method does not take fixed
-# items, so those runs solve the whole round with CP-SAT.
+# Refills and appeals keep accepted awards fixed and use the round's strategy like an
+# allocation: CP-SAT with the kept awards fixed on small rounds (the strategy is then named
+# FIXED_AWARDS_STRATEGY), the LP-guided method with them forced on large ones
+# (FIXED_AWARDS_LARGE_STRATEGY): the restricted problem's dual prices, rounding, repair,
+# top-up and polish never move a kept award.
 FIXED_AWARDS_STRATEGY = "cpsat (fixed awards)"
+FIXED_AWARDS_LARGE_STRATEGY = "lp_guided (fixed awards)"
 
 
 def choose_strategy(problem: AllocationProblem, strategy: str = "auto") -> str:
@@ -48,13 +52,24 @@ def choose_strategy(problem: AllocationProblem, strategy: str = "auto") -> str:
 
 
 def solve(problem: AllocationProblem, *, strategy: str = "auto", time_limit_s: float = 60.0,
-          workers: int = 2, seed: int = 0, dual: lp_guided.DualOutcome | None = None) -> Solution:
-    """Solve with the named strategy ("auto", "cpsat" or "lp_guided")."""
+          workers: int = 2, seed: int = 0, dual: lp_guided.DualOutcome | None = None,
+          forced: np.ndarray | None = None) -> Solution:
+    """Solve with the named strategy ("auto", "cpsat" or "lp_guided").
+
+    forced: (n,) option each item is kept at, -1 = free (lp_guided.forced_array); items fixed
+    to none are expected to have no allowed option (AllocationProblem.restricted)."""
     name = choose_strategy(problem, strategy)
     if name == "cpsat":
-        return solve_cpsat(problem, time_limit_s=time_limit_s, workers=workers, seed=seed)
+        fixed = None
+        hint = None
+        if forced is not None and (forced >= 0).any():
+            on = np.flatnonzero(forced >= 0)
+            fixed = dict(zip(on.tolist(), forced[on].tolist()))
+            hint = forced
+        return solve_cpsat(problem, time_limit_s=time_limit_s, workers=workers, seed=seed,
+                           fixed=fixed, hint=hint)
     return lp_guided.solve_lp_guided(problem, time_limit_s=time_limit_s, workers=workers, seed=seed,
-                                     dual=dual)
+                                     dual=dual, forced=forced)
 
 
 def lp_relaxation(problem: AllocationProblem, dual: lp_guided.DualOutcome | None = None) -> LpResult:
@@ -113,6 +128,8 @@ def solve_round(problem: AllocationProblem, settings: SolverSection, *,
         seconds[name] = round(now - clock, 3)
         clock = now
 
+    if fixed is not None and choose_strategy(problem, settings.strategy) == "lp_guided":
+        return _solve_round_large_fixed(problem, settings, fixed, args, seconds, lap)
     if fixed is not None:
         hint = np.full(problem.n_items, -1, np.int64)
         for i, o in fixed.items():
@@ -164,3 +181,32 @@ def solve_round(problem: AllocationProblem, settings: SolverSection, *,
     lap("quota_costs")
     return RoundSolve(solution=solution, strategy=strategy, lp=lp, quota_costs=costs,
                       quota_costs_method=method, warnings=warnings, seconds=seconds)
+
+
+def _solve_round_large_fixed(problem: AllocationProblem, settings: SolverSection, fixed: dict[int, int],
+                             args: dict, seconds: dict[str, float], lap) -> RoundSolve:
+    """A refill or appeal of a large round: the LP-guided method on the restricted problem
+    (kept awards forced to their option, released ones without any option); LP prices and
+    LP-based quota costs as in an allocation."""
+    restricted = problem.restricted(fixed)
+    forced = lp_guided.forced_array(restricted, {i: o for i, o in fixed.items() if o >= 0})
+    dual = lp_guided.dual_prices(restricted, forced=forced)
+    solution = lp_guided.solve_lp_guided(restricted, dual=dual, forced=forced, **args)
+    lap("solve")
+    lp = lp_relaxation(restricted, dual) if problem.n_items else None
+    lap("lp_relaxation")
+    costs: dict[str, int | None] = {}
+    warnings: list[str] = []
+    if solution.status != "no_solution" and problem.cover_names:
+        R = len(problem.capacity)
+        for q, name in enumerate(problem.cover_names):
+            relaxed = lp_guided.dual_prices(restricted.without_quota(q), lam0=np.delete(dual.dual.lam, R + q),
+                                            forced=forced)
+            costs[name] = max(int(math.floor(relaxed.dual.bound - dual.dual.bound)), 0)
+        warnings.append(
+            "Quota costs are LP-based estimates (difference of the dual bounds with and without "
+            "each quota, the kept awards fixed), not exact re-solves: this round is solved by the "
+            "LP-guided method.")
+    lap("quota_costs")
+    return RoundSolve(solution=solution, strategy=FIXED_AWARDS_LARGE_STRATEGY, lp=lp, quota_costs=costs,
+                      quota_costs_method="lp" if costs else "none", warnings=warnings, seconds=seconds)
