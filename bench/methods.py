@@ -76,7 +76,7 @@ def highs_model(problem: AllocationProblem, integer: bool):
     for r in range(len(problem.capacity)):
         add(ks_all, problem.weight[r, ii, ll], -math.inf, float(problem.capacity[r]))
     cw = problem.company_weight[ii, ll]
-    for g in _binding_company_groups(problem, ii, cw):
+    for g in binding_company_groups(problem, ii, cw):
         add(g, cw[g], -math.inf, float(problem.company_cap))
     for q in range(len(problem.cover_names)):
         add(ks_all, problem.cover[q, ii, ll], 0.0, math.inf)
@@ -101,7 +101,10 @@ def highs_model(problem: AllocationProblem, integer: bool):
     return lp, ii, ll, vscale
 
 
-def run_highs(problem: AllocationProblem, time_limit: float, integer: bool) -> dict:
+def run_highs(problem: AllocationProblem, time_limit: float, integer: bool,
+              mip_rel_gap: float | None = None) -> dict:
+    """HiGHS on the problem (MIP when integer, else its LP relaxation); mip_rel_gap=0 asks for a
+    proven optimum (HiGHS stops at 1e-4 relative gap by default)."""
     import highspy
     t0 = time.perf_counter()
     lp, ii, ll, vscale = highs_model(problem, integer)
@@ -110,6 +113,9 @@ def run_highs(problem: AllocationProblem, time_limit: float, integer: bool) -> d
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("random_seed", 0)
     h.setOptionValue("threads", 1)
+    if integer and mip_rel_gap is not None:
+        h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+        h.setOptionValue("mip_abs_gap", 0.0)
     if not integer:
         h.setOptionValue("solver", "simplex")
     h.passModel(lp)

@@ -884,13 +884,15 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
                     seed: int = 0, polish_core: int = POLISH_CORE_ITEMS,
                     lam0: np.ndarray | None = None, dual: DualOutcome | None = None,
                     large_core_parameters: dict[str, object] = LARGE_CORE_PARAMETERS,
-                    forced: np.ndarray | None = None) -> Solution:
+                    forced: np.ndarray | None = None, incumbent: np.ndarray | None = None) -> Solution:
     """Dual prices -> rounding -> repair -> top-up -> CP-SAT polish on the core (see module doc).
 
     dual: the prices of this very problem when the caller already has them (else computed here,
     from lam0 when given). forced (refills and appeals, see forced_array): items kept at their
     option; pass the problem restricted by the fixed awards (AllocationProblem.restricted), so
-    that items fixed to none have no option. The dual's structure carries the forcing."""
+    that items fixed to none have no option. The dual's structure carries the forcing.
+    incumbent: a feasible choice vector (e.g. an earlier solver's) the polish starts from when it
+    is better than the rounded one."""
     start = time.perf_counter()
     n = problem.n_items
     timings: dict[str, float] = {}
@@ -908,6 +910,11 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
     t = time.perf_counter()
     choice = top_up(problem, S, choice, red)
     timings["top_up"] = round(time.perf_counter() - t, 3)
+    if incumbent is not None:
+        incumbent = np.asarray(incumbent, np.int64)
+        keeps = np.array_equal(incumbent[S.is_forced], S.forced[S.is_forced])
+        if keeps and not problem.violations(incumbent) and problem.objective(incumbent) > problem.objective(choice):
+            choice = incumbent.copy()
     before_polish = problem.objective(choice)
     t = time.perf_counter()
     dtime = min(float(time_limit_s), POLISH_DTIME)
