@@ -378,8 +378,12 @@ def _scores(rng: np.random.Generator, quality: np.ndarray, reviewers_per_applica
 
 def build_round(n_applications: int, *, seed: int = 0, bad_rows: bool = False,
                 oversubscription: float = 4.0, reviewers_per_application: int = 3,
-                capacity_factors: tuple[float, ...] | None = None) -> SyntheticRound:
+                capacity_factors: tuple[float, ...] | None = None,
+                quota_shares: tuple[float, float] | None = None) -> SyntheticRound:
     """Generate a round in memory (see generate_round).
+
+    quota_shares: (non_capital, first_time) min_share of the two quotas; default: non-capital
+    5 points above its group's share of the requested cost (binds), first-time well below it.
 
     capacity_factors: GPU-hours on offer per type (GPU_TYPES order) relative to what the budget
     would buy of it; default CAPACITY_FACTOR (only H200 scarcer than the money).
@@ -486,6 +490,8 @@ def build_round(n_applications: int, *, seed: int = 0, bad_rows: bool = False,
     # non-capital minimum above the group's natural share (binds); first-time well below (slack)
     nc_min = min(0.9, math.ceil((nc_share + 0.05) * 20) / 20) if nc_share > 0 else 0.0
     ft_min = max(0.05, math.floor((ft_share - 0.15) * 20) / 20) if ft_share > 0.2 else 0.0
+    if quota_shares is not None:
+        nc_min, ft_min = (float(x) for x in quota_shares)
     min_reviewers = min(2, k)
     stats = {
         "total_cost_krw": total_cost, "budget_krw": budget,
@@ -799,7 +805,8 @@ def _readme(result: SyntheticRound, table_format: str, encodings: dict[str, str]
 def generate_round(out_dir: Path | str, n_applications: int, *, seed: int = 0, bad_rows: bool = False,
                    table_format: str = "csv", encoding: str | dict[str, str] = "utf-8",
                    oversubscription: float = 4.0, reviewers_per_application: int = 3,
-                   capacity_factors: tuple[float, ...] | None = None) -> Path:
+                   capacity_factors: tuple[float, ...] | None = None,
+                   quota_shares: tuple[float, float] | None = None) -> Path:
     """Write a synthetic round folder and return its path.
 
     encoding: "utf-8" or "cp949" for every csv table, or a dict per table stem, e.g.
@@ -811,14 +818,14 @@ def generate_round(out_dir: Path | str, n_applications: int, *, seed: int = 0, b
     result = build_round(n_applications, seed=seed, bad_rows=bad_rows,
                          oversubscription=oversubscription,
                          reviewers_per_application=reviewers_per_application,
-                         capacity_factors=capacity_factors)
+                         capacity_factors=capacity_factors, quota_shares=quota_shares)
     command = _command(out_dir, n_applications, seed, bad_rows, table_format, encoding,
-                       oversubscription, reviewers_per_application, capacity_factors)
+                       oversubscription, reviewers_per_application, capacity_factors, quota_shares)
     return write_round(result, out_dir, table_format=table_format, encoding=encoding, command=command)
 
 
 def _command(out_dir, n, seed, bad_rows, table_format, encoding, oversubscription, reviewers,
-             capacity_factors=None) -> str:
+             capacity_factors=None, quota_shares=None) -> str:
     parts = ["python -m bench.synthetic", str(out_dir), f"--applications {n}", f"--seed {seed}"]
     if bad_rows:
         parts.append("--bad-rows")
@@ -835,6 +842,8 @@ def _command(out_dir, n, seed, bad_rows, table_format, encoding, oversubscriptio
         parts.append(f"--reviewers {reviewers}")
     if capacity_factors is not None:
         parts.append("--capacity-factors " + ",".join(f"{f:g}" for f in capacity_factors))
+    if quota_shares is not None:
+        parts.append("--quota-shares " + ",".join(f"{f:g}" for f in quota_shares))
     return " ".join(parts)
 
 
@@ -867,6 +876,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"GPU-hours on offer per type ({','.join(GPU_TYPES)}) relative to what the "
                         f"budget would buy of it (default {','.join(f'{f:g}' for f in CAPACITY_FACTOR)}; "
                         "below 1 = that type runs out before the money)")
+    p.add_argument("--quota-shares", metavar="NC,FT", default=None,
+                   help="min_share of the non_capital and first_time quotas (default: non-capital "
+                        "5 points above its group's share of the requested cost, first-time slack); "
+                        "higher = tighter quotas")
     return p
 
 
@@ -892,11 +905,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         parser.error(f"--capacity-factors {args.capacity_factors!r}: expected numbers separated by commas")
     try:
+        shares = (None if args.quota_shares is None
+                  else tuple(float(x) for x in args.quota_shares.split(",")))
+        if shares is not None and (len(shares) != 2 or not all(0 <= x <= 1 for x in shares)):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--quota-shares {args.quota_shares!r}: expected two shares in [0, 1], e.g. 0.6,0.4")
+    try:
         out = generate_round(args.out_dir, args.applications, seed=args.seed, bad_rows=args.bad_rows,
                              table_format=args.table_format, encoding=encoding,
                              oversubscription=args.oversubscription,
                              reviewers_per_application=args.reviewers_per_application,
-                             capacity_factors=factors)
+                             capacity_factors=factors, quota_shares=shares)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -55,15 +55,31 @@ def approval_markdown(report: dict, out_dir: Path) -> str:
 
 
 def lifecycle_markdown(report: dict, out_dir: Path) -> str:
-    """What the approving officer reads: the allocation summary and the lifecycle changes."""
-    text = (Path(out_dir) / files.LIFECYCLE_REPORT).read_text(encoding="utf-8")
+    """What the approving officer reads (CLI and DAG approval step): totals and what each limit
+    holds, never a row per applicant (a 100k round releases and adds thousands); the full
+    report and the table of every applicant stay in the run folder."""
     lc = report["lifecycle"]
     s = report["summary"]
-    head = [f"### Round {report['round_id']}: {lc['kind']} as of {lc['as_of']} ready for approval", "",
-            f"- released {lc['released']} award(s) ({_krw(lc['released_krw'])}), added {lc['gained']} "
-            f"({_krw(lc['gained_krw'])}); appeals upheld {lc['appeals']['upheld']}, rejected "
-            f"{lc['appeals']['rejected']}",
-            f"- funded {s['funded']}, awarded {_krw(s['awarded_krw'])} of {_krw(s['budget_krw'])}; "
-            f"solver {report['status']}, gap {report['gap']:.2e}", "",
-            "**Approve** publishes the next version; **Reject** publishes nothing.", ""]
-    return "\n".join(head) + text
+    out_dir = Path(out_dir)
+    lines = [f"### Round {report['round_id']}: {lc['kind']} as of {lc['as_of']} ready for approval", "",
+             f"- previous: {lc.get('previous')}; awards now "
+             + ", ".join(f"{k} {v}" for k, v in (lc.get("award_states") or {}).items()),
+             f"- released {lc['released']} award(s) ({_krw(lc['released_krw'])}"
+             + (f": {counts_text(lc.get('released_by_reason'))}" if lc.get("released_by_reason") else "")
+             + f"), added {lc['gained']} ({_krw(lc['gained_krw'])}); appeals upheld "
+             f"{lc['appeals']['upheld']}, rejected {lc['appeals']['rejected']}",
+             f"- funded {s['funded']}, awarded {_krw(s['awarded_krw'])} of {_krw(s['budget_krw'])}; "
+             f"solver {report['status']}, gap {report['gap']:.2e}", ""]
+    resources = lc.get("resources") or []
+    if resources:
+        lines += ["| limit | capacity | used | freed by releases | used by new awards | unused | why unused |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
+        lines += [f"| {r['limit']} | {r['capacity']:,} | {r['used']:,} | {r['freed_by_releases']:,} | "
+                  f"{r['used_by_new_awards']:,} | {r['unused']:,} | {r['why_unused']} |" for r in resources]
+        lines.append("")
+    if not lc.get("reallocated", True):
+        lines += ["Nothing was released and no appeal was upheld: the previous awards are kept exactly.", ""]
+    lines += [f"Every released and added award, appeal and applicant: `{out_dir / files.LIFECYCLE_REPORT}` "
+              f"and `{out_dir / (files.CHANGES + '.csv')}` (officers only).", "",
+              "**Approve** publishes the next version; **Reject** publishes nothing.", ""]
+    return "\n".join(lines)

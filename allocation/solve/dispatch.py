@@ -15,6 +15,7 @@ import numpy as np
 from allocation.config import SolverSection
 from allocation.model.problem import AllocationProblem, Solution
 from allocation.solve import lp_guided
+from allocation.solve.arrays import float_at_least
 from allocation.solve.cpsat import solve_cpsat
 from allocation.solve.lp import LpResult, solve_lp_glop
 
@@ -33,9 +34,24 @@ AUTO_CPSAT_MAX_ITEMS = 500
 # (allocation.solve.lp_guided), which gives the same kind of bound and prices in seconds.
 LP_GLOP_MAX_ITEMS = 30_000
 
-# Refills and appeals keep accepted awards fixed; the LP-guided method does not take fixed
-# items, so those runs solve the whole round with CP-SAT.
+# Refills and appeals keep accepted awards fixed and use the round's strategy like an
+# allocation: CP-SAT with the kept awards fixed on small rounds (the strategy is then named
+# FIXED_AWARDS_STRATEGY), the LP-guided method with them forced on large ones
+# (FIXED_AWARDS_LARGE_STRATEGY): the restricted problem's dual prices, rounding, repair,
+# top-up and polish never move a kept award.
 FIXED_AWARDS_STRATEGY = "cpsat (fixed awards)"
+FIXED_AWARDS_LARGE_STRATEGY = "lp_guided (fixed awards)"
+
+# "auto" on small rounds (solve_exact): CP-SAT first gets this many deterministic seconds; a
+# round it does not prove optimal in them goes on to the LP-guided method and a hinted CP-SAT
+# with a stronger relaxation, each at most AUTO_RACE_STEP_S. (A 120-application round with
+# tight quotas stopped plain CP-SAT at its 60 s limit 0.42% below the optimum; the LP-guided
+# growing cores prove that optimum in a few seconds.)
+AUTO_FIRST_TRY_S = 2.0
+AUTO_RACE_STEP_S = 10.0
+RACE_CPSAT_PARAMETERS: dict[str, object] = {"linearization_level": 2}
+# each quota's exact re-solve (its cost) gets its own budget, hinted with the round's allocation
+QUOTA_COST_TIME_S = 10.0
 
 
 def choose_strategy(problem: AllocationProblem, strategy: str = "auto") -> str:
@@ -48,13 +64,24 @@ def choose_strategy(problem: AllocationProblem, strategy: str = "auto") -> str:
 
 
 def solve(problem: AllocationProblem, *, strategy: str = "auto", time_limit_s: float = 60.0,
-          workers: int = 2, seed: int = 0, dual: lp_guided.DualOutcome | None = None) -> Solution:
-    """Solve with the named strategy ("auto", "cpsat" or "lp_guided")."""
+          workers: int = 2, seed: int = 0, dual: lp_guided.DualOutcome | None = None,
+          forced: np.ndarray | None = None) -> Solution:
+    """Solve with the named strategy ("auto", "cpsat" or "lp_guided").
+
+    forced: (n,) option each item is kept at, -1 = free (lp_guided.forced_array); items fixed
+    to none are expected to have no allowed option (AllocationProblem.restricted)."""
     name = choose_strategy(problem, strategy)
     if name == "cpsat":
-        return solve_cpsat(problem, time_limit_s=time_limit_s, workers=workers, seed=seed)
+        fixed = None
+        hint = None
+        if forced is not None and (forced >= 0).any():
+            on = np.flatnonzero(forced >= 0)
+            fixed = dict(zip(on.tolist(), forced[on].tolist()))
+            hint = forced
+        return solve_cpsat(problem, time_limit_s=time_limit_s, workers=workers, seed=seed,
+                           fixed=fixed, hint=hint)
     return lp_guided.solve_lp_guided(problem, time_limit_s=time_limit_s, workers=workers, seed=seed,
-                                     dual=dual)
+                                     dual=dual, forced=forced)
 
 
 def lp_relaxation(problem: AllocationProblem, dual: lp_guided.DualOutcome | None = None) -> LpResult:
@@ -101,7 +128,9 @@ def solve_round(problem: AllocationProblem, settings: SolverSection, *,
     """The round's solve: allocation, LP prices and quota costs, one dispatch for every run.
 
     fixed (refills and appeals): item -> option kept as published (-1: released for good).
-    The solution always keeps them; feasibility of the rest is checked by the caller.
+    The solution always keeps them; feasibility of the rest is checked by the caller. Refills
+    use the round's strategy like an allocation: on the restricted problem (kept awards forced,
+    released ones without any option).
     """
     args = dict(time_limit_s=settings.time_limit_s, workers=settings.workers, seed=settings.seed)
     seconds: dict[str, float] = {}
@@ -113,54 +142,123 @@ def solve_round(problem: AllocationProblem, settings: SolverSection, *,
         seconds[name] = round(now - clock, 3)
         clock = now
 
-    if fixed is not None:
-        hint = np.full(problem.n_items, -1, np.int64)
-        for i, o in fixed.items():
-            hint[i] = o
-        solution = solve_cpsat(problem, hint=hint, fixed=fixed, **args)
-        lap("solve")
-        lp = lp_relaxation(problem.restricted(fixed)) if problem.n_items else None
-        lap("lp_relaxation")
-        costs = {}
-        if solution.status != "no_solution":
-            for q, name in enumerate(problem.cover_names):
-                relaxed = solve_cpsat(problem.without_quota(q), hint=solution.choice, fixed=fixed, **args)
-                costs[name] = max(relaxed.objective - solution.objective, 0)
-        lap("quota_costs")
-        return RoundSolve(solution=solution, strategy=FIXED_AWARDS_STRATEGY, lp=lp, quota_costs=costs,
-                          quota_costs_method="re-solve" if costs else "none", seconds=seconds)
-
     strategy = choose_strategy(problem, settings.strategy)
-    dual = lp_guided.dual_prices(problem) if strategy == "lp_guided" else None
-    solution = solve(problem, strategy=strategy, dual=dual, **args)
+    race = settings.strategy == "auto"
+    if fixed is not None:
+        work = problem.restricted(fixed)
+        forced = lp_guided.forced_array(work, {i: o for i, o in fixed.items() if o >= 0})
+        hint = lp_guided.forced_array(problem, fixed)
+    else:
+        work, forced, hint = problem, None, None
+
+    if strategy == "lp_guided":
+        dual = lp_guided.dual_prices(work, forced=forced)
+        solution = lp_guided.solve_lp_guided(work, dual=dual, forced=forced, **args)
+        used = "lp_guided" if fixed is None else FIXED_AWARDS_LARGE_STRATEGY
+    else:
+        dual = None
+        solution, used = solve_exact(work, forced=forced, hint=hint, race=race, **args)
+        if fixed is not None:
+            used = FIXED_AWARDS_STRATEGY if used == "cpsat" else f"{used} (fixed awards)"
     lap("solve")
-    lp = lp_relaxation(problem, dual) if problem.n_items else None
+    lp = lp_relaxation(work, dual) if problem.n_items else None
     lap("lp_relaxation")
     costs: dict[str, int | None] = {}
     warnings: list[str] = []
-    if strategy == "lp_guided" and problem.cover_names:
+    if solution.status == "no_solution" and fixed is not None:
+        method = "none"
+    elif strategy == "lp_guided" and problem.cover_names:
         # the difference of the Lagrangian dual bounds without and with each quota, found in a
         # few warm-started dual iterations instead of a full re-solve: an LP-based estimate
         R = len(problem.capacity)
         for q, name in enumerate(problem.cover_names):
-            relaxed_problem = problem.without_quota(q)
-            relaxed = lp_guided.dual_prices(relaxed_problem, lam0=np.delete(dual.dual.lam, R + q))
+            relaxed_problem = work.without_quota(q)
+            relaxed = lp_guided.dual_prices(relaxed_problem, lam0=np.delete(dual.dual.lam, R + q),
+                                            forced=forced)
             costs[name] = max(int(math.floor(relaxed.dual.bound - dual.dual.bound)), 0)
-            if solution.objective == 0:
+            if solution.objective == 0 and fixed is None:
                 full = solve(relaxed_problem, strategy=strategy, **args)
                 if full.objective > 0:
                     warnings.append(_forced_empty(name, int((full.choice >= 0).sum())))
         warnings.append(
             "Quota costs are LP-based estimates (difference of the dual bounds with and without "
-            "each quota), not exact re-solves: this round is solved by the LP-guided method.")
+            "each quota" + ("" if fixed is None else ", the kept awards fixed") + "), not exact "
+            "re-solves: this round is solved by the LP-guided method.")
         method = "lp"
     else:
+        # exact re-solves without each quota, hinted with the round's allocation (feasible there),
+        # each with its own deterministic budget (not the round's whole time limit)
+        quota_args = dict(args, time_limit_s=min(float(settings.time_limit_s), QUOTA_COST_TIME_S))
+        if fixed is None and not race:
+            quota_args = args
         for q, name in enumerate(problem.cover_names):
-            relaxed = solve(problem.without_quota(q), strategy=strategy, **args)
+            start = solution.choice if solution.status != "no_solution" else hint
+            relaxed, _ = solve_exact(work.without_quota(q), forced=forced, hint=start, race=race,
+                                     **quota_args)
             costs[name] = max(relaxed.objective - solution.objective, 0)
-            if solution.objective == 0 and relaxed.objective > 0:
+            if solution.objective == 0 and relaxed.objective > 0 and fixed is None:
                 warnings.append(_forced_empty(name, int((relaxed.choice >= 0).sum())))
         method = "re-solve" if costs else "none"
     lap("quota_costs")
-    return RoundSolve(solution=solution, strategy=strategy, lp=lp, quota_costs=costs,
+    return RoundSolve(solution=solution, strategy=used, lp=lp, quota_costs=costs,
                       quota_costs_method=method, warnings=warnings, seconds=seconds)
+
+
+def solve_exact(problem: AllocationProblem, *, time_limit_s: float, workers: int, seed: int,
+                forced: np.ndarray | None = None, hint: np.ndarray | None = None,
+                race: bool = True) -> tuple[Solution, str]:
+    """A small round: CP-SAT, and when it does not prove optimality quickly, the LP-guided
+    method and a hinted CP-SAT with a stronger relaxation after it: (best solution, strategy).
+
+    race=False: plain CP-SAT with the whole time limit (strategy "cpsat"). Otherwise:
+      1. CP-SAT as "cpsat" would run it, for min(time_limit_s, AUTO_FIRST_TRY_S) deterministic
+         seconds: most rounds (the sample round: ~0.3) are proven optimal here, and then the
+         answer is exactly plain CP-SAT's.
+      2. The LP-guided method (dual prices, rounding, growing LNS cores up to the whole round),
+         starting from step 1's allocation when it is better.
+      3. Unless step 2 proved optimality: CP-SAT on the whole round with the LP of all its rows
+         (linearization_level 2), hinted with the best allocation so far.
+    All steps are deterministic (fixed seeds, deterministic time limits); the best allocation
+    wins (ties: the earlier step), and the bound is the smallest of the steps' proven bounds.
+    """
+    fixed = None
+    if forced is not None and (forced >= 0).any():
+        on = np.flatnonzero(forced >= 0)
+        fixed = dict(zip(on.tolist(), forced[on].tolist()))
+    cp = dict(workers=workers, seed=seed, fixed=fixed, hint=hint)
+    if not race:
+        return solve_cpsat(problem, time_limit_s=time_limit_s, **cp), "cpsat"
+    total = float(time_limit_s)
+    first = solve_cpsat(problem, time_limit_s=min(total, AUTO_FIRST_TRY_S), **cp)
+    if first.status == "optimal" or first.details.get("stopped_by") == "proof" or problem.n_items == 0:
+        return first, "cpsat"
+    steps = [("cpsat", first)]
+    remaining = max(total - first.deterministic_time, 0.0)
+    start = first.choice if first.status == "feasible" else None
+    second = lp_guided.solve_lp_guided(problem, time_limit_s=min(remaining, AUTO_RACE_STEP_S),
+                                       workers=workers, seed=seed, forced=forced, incumbent=start)
+    steps.append(("lp_guided", second))
+    remaining = max(remaining - second.deterministic_time, 0.0)
+    best = max((s for _, s in steps if s.status != "no_solution"), key=lambda s: s.objective, default=None)
+    if second.status != "optimal" and remaining > 0:
+        third = solve_cpsat(problem, time_limit_s=min(remaining, AUTO_RACE_STEP_S),
+                            parameters=RACE_CPSAT_PARAMETERS,
+                            **dict(cp, hint=best.choice if best is not None else hint))
+        steps.append(("cpsat (linearization 2)", third))
+    found = [(name, s) for name, s in steps if s.status != "no_solution"]
+    if not found:
+        return first, "cpsat"
+    name, best = max(found, key=lambda ns: ns[1].objective)   # max keeps the first of equals
+    bound = min(s.bound for _, s in steps if s.status != "no_solution")
+    bound = max(bound, float(best.objective))
+    proved = any(s.status == "optimal" for _, s in found) or bound - best.objective < 1.0
+    details = dict(best.details)
+    details["race"] = [{"step": n, "status": s.status, "objective": int(s.objective), "bound": s.bound,
+                        "deterministic_time": round(float(s.deterministic_time), 3)} for n, s in steps]
+    details["stopped_by"] = "proof" if proved else "deterministic_limit"
+    solution = Solution(choice=best.choice, status="optimal" if proved else "feasible",
+                        objective=int(best.objective),
+                        bound=float_at_least(best.objective) if proved else bound,
+                        solver=best.solver, deterministic_time=sum(float(s.deterministic_time) for _, s in steps),
+                        wall_seconds=sum(float(s.wall_seconds) for _, s in steps), details=details)
+    return solution, f"cpsat + lp_guided (best: {name})"

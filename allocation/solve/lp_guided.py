@@ -96,6 +96,16 @@ class Structure:
     item_v: np.ndarray       # (n, L) float normalised values (-inf where not allowed)
     item_A: np.ndarray       # (n, L, D) float normalised rows
     relaxed_companies: int   # companies whose cap is not in the bound (too many combinations)
+    # forced items (refills and appeals: kept awards): their option is fixed, they are in no
+    # block, and the dual function sees what they use as already spent (b_dual) and what they
+    # are worth as a constant (v_forced, raw units)
+    forced: np.ndarray = None       # (n,) int64: option an item is forced to, -1 = free
+    b_dual: np.ndarray = None       # (D,) int64: b minus the forced items' usage
+    v_forced: int = 0
+
+    @property
+    def is_forced(self) -> np.ndarray:
+        return self.forced >= 0
 
 
 def _rows(problem: AllocationProblem) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -111,18 +121,45 @@ def _rows(problem: AllocationProblem) -> tuple[np.ndarray, np.ndarray, tuple[str
     return A, b, labels
 
 
-def _company_groups(problem: AllocationProblem) -> list[np.ndarray]:
-    """Items (sorted) of every company whose items could exceed the cap together."""
+def forced_array(problem: AllocationProblem, fixed: dict[int, int] | np.ndarray | None) -> np.ndarray:
+    """(n,) int64: the option each item is forced to, -1 = free (also for items fixed to none,
+    which `AllocationProblem.restricted` leaves without any allowed option)."""
+    forced = np.full(problem.n_items, -1, np.int64)
+    if fixed is None:
+        return forced
+    if isinstance(fixed, np.ndarray):
+        forced[:] = fixed
+        return forced
+    for i, o in fixed.items():
+        forced[int(i)] = int(o)
+    return forced
+
+
+def company_residual_caps(problem: AllocationProblem, forced: np.ndarray) -> np.ndarray:
+    """Per company: the cap minus what its forced items already use."""
+    n_comp = int(problem.company.max(initial=-1)) + 1
+    cap = np.full(n_comp, int(problem.company_cap), np.int64)
+    f = np.flatnonzero(forced >= 0)
+    if len(f):
+        np.subtract.at(cap, problem.company[f], problem.company_weight[f, forced[f]])
+    return cap
+
+
+def _company_groups(problem: AllocationProblem, forced: np.ndarray | None = None) -> list[np.ndarray]:
+    """Free items (sorted) of every company whose free items could exceed what the cap leaves
+    them (the cap minus the company's forced items) together."""
     n = problem.n_items
     if n == 0:
         return []
-    cw = np.where(problem.allowed, problem.company_weight, 0)
+    forced = np.full(n, -1, np.int64) if forced is None else forced
+    free = forced < 0
+    cw = np.where(problem.allowed & free[:, None], problem.company_weight, 0)
     hi = np.maximum(cw.max(axis=1), 0)
     n_comp = int(problem.company.max()) + 1
     comp_max = np.zeros(n_comp, np.int64)
     np.add.at(comp_max, problem.company, hi)
-    binding = comp_max > int(problem.company_cap)
-    member = binding[problem.company]
+    binding = comp_max > company_residual_caps(problem, forced)
+    member = binding[problem.company] & free
     items = np.flatnonzero(member)
     if len(items) == 0:
         return []
@@ -133,18 +170,27 @@ def _company_groups(problem: AllocationProblem) -> list[np.ndarray]:
     return np.split(items, cuts)
 
 
-def build_structure(problem: AllocationProblem) -> Structure:
+def build_structure(problem: AllocationProblem, forced: np.ndarray | None = None) -> Structure:
+    """forced: (n,) option each item is forced to (-1 = free); see forced_array."""
     n, L = problem.n_items, problem.n_options
     A, b, labels = _rows(problem)
     D = A.shape[2]
-    allowed = problem.allowed.astype(bool)
+    forced = np.full(n, -1, np.int64) if forced is None else np.asarray(forced, np.int64)
+    fi = np.flatnonzero(forced >= 0)
+    if len(fi) and not problem.allowed[fi, forced[fi]].all():
+        raise ValueError("a forced option is not allowed")
+    b_dual = b - (A[fi, forced[fi]].sum(axis=0) if len(fi) else 0)
+    v_forced = int(problem.value[fi, forced[fi]].sum()) if len(fi) else 0
+    # the blocks see only the free items' options
+    allowed = problem.allowed.astype(bool) & (forced < 0)[:, None]
     value = problem.value.astype(np.int64)
     vmax = float(np.abs(np.where(allowed, value, 0)).max(initial=0))
     vscale = vmax if vmax > 0 else 1.0
     amax = np.abs(np.where(allowed[:, :, None], A, 0)).max(axis=(0, 1), initial=0).astype(np.float64)
     rscale = np.where(amax > 0, amax, 1.0)
 
-    groups = _company_groups(problem)
+    groups = _company_groups(problem, forced)
+    comp_cap = company_residual_caps(problem, forced)
     in_block = np.zeros(n, bool)
     blocks: list[np.ndarray] = []
     relaxed = 0
@@ -172,7 +218,6 @@ def build_structure(problem: AllocationProblem) -> Structure:
     by_size: dict[int, list[np.ndarray]] = {}
     for g in blocks:
         by_size.setdefault(len(g), []).append(g)
-    cap = int(problem.company_cap)
     cw_all = problem.company_weight.astype(np.int64)
     for k in sorted(by_size):
         itm = np.stack(by_size[k])                           # (C, k)
@@ -194,7 +239,7 @@ def build_structure(problem: AllocationProblem) -> Structure:
                 v += value[it, p[j]]
                 a += A[it, p[j]]
                 c += cw_all[it, p[j]]
-            ok &= c <= cap
+            ok &= c <= comp_cap[problem.company[itm[:, 0]]]
             sel = np.flatnonzero(ok)
             if len(sel) == 0:
                 continue
@@ -238,7 +283,8 @@ def build_structure(problem: AllocationProblem) -> Structure:
         col_A=np.ascontiguousarray(col_A), mem_col=mc[mo],
         mem_item=np.concatenate(mem_item).astype(np.int64)[mo],
         mem_opt=np.concatenate(mem_opt).astype(np.int64)[mo],
-        item_v=item_v, item_A=item_A, relaxed_companies=relaxed)
+        item_v=item_v, item_A=item_A, relaxed_companies=relaxed,
+        forced=forced, b_dual=b_dual, v_forced=v_forced)
 
 
 # ---------------------------------------------------------------------------
@@ -247,8 +293,9 @@ def build_structure(problem: AllocationProblem) -> Structure:
 
 
 def evaluate(S: Structure, lam: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """f(lam) (normalised units), a subgradient, and the chosen column per positive block."""
-    b = S.b / S.rscale
+    """f(lam) (normalised units, without the forced items' constant value), a subgradient, and
+    the chosen column per positive block."""
+    b = S.b_dual / S.rscale
     if len(S.col_v) == 0:
         return float(lam @ b), b.copy(), np.zeros(0, np.int64)
     red = S.col_v - S.col_A @ lam
@@ -266,7 +313,7 @@ def evaluate(S: Structure, lam: np.ndarray) -> tuple[float, np.ndarray, np.ndarr
 def _float_margin(S: Structure, lam: np.ndarray, f: float) -> float:
     """Upper bound on float rounding error in f(lam) (normalised units), generously."""
     scale = abs(f) + float(np.abs(S.col_v).max(initial=0)) * len(S.block_start) \
-        + float(lam @ (np.abs(S.b) / S.rscale))
+        + float(lam @ (np.abs(S.b_dual) / S.rscale)) + abs(S.v_forced) / S.vscale
     return BOUND_FLOAT_MARGIN * scale
 
 
@@ -351,8 +398,8 @@ def minimise_dual(S: Structure, lam0: np.ndarray, *, max_iterations: int = DUAL_
         if len(cuts) > 120:                   # keep the master small: drop the oldest cuts
             cuts = cuts[:2] + cuts[-100:]
     f_c_margin = f_c + _float_margin(S, center, f_c)
-    return DualResult(lam=center, bound=f_c_margin * S.vscale,
-                      lower=lower * S.vscale if math.isfinite(lower) else -math.inf,
+    return DualResult(lam=center, bound=f_c_margin * S.vscale + S.v_forced,
+                      lower=lower * S.vscale + S.v_forced if math.isfinite(lower) else -math.inf,
                       chosen=chosen_c, iterations=it, converged=converged)
 
 
@@ -395,7 +442,8 @@ def warm_start(problem: AllocationProblem, S: Structure) -> tuple[np.ndarray, fl
 
 
 def decode(S: Structure, chosen: np.ndarray) -> np.ndarray:
-    choice = np.full(S.n, -1, np.int64)
+    """The choice vector of the chosen columns, forced items at their option."""
+    choice = S.forced.copy()
     if len(chosen):
         on = np.zeros(len(S.col_v), bool)
         on[chosen] = True
@@ -448,13 +496,17 @@ class _State:
 
 
 def repair(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np.ndarray) -> np.ndarray:
-    """Drop funded items (lowest reduced value first) until every limit holds."""
+    """Drop funded items (lowest reduced value first) until every limit holds; forced items
+    are never dropped."""
     st = _State(problem, S, choice)
+    free = ~S.is_forced
     for _ in range(10_000):
         comp_over = np.flatnonzero(st.comp_resid() < 0)
         if len(comp_over):
             # per over-cap company drop its lowest-reduced-value funded item
-            funded = np.flatnonzero((st.choice >= 0) & np.isin(problem.company, comp_over))
+            funded = np.flatnonzero((st.choice >= 0) & free & np.isin(problem.company, comp_over))
+            if len(funded) == 0:
+                break
             r = red[funded, st.choice[funded]]
             order = np.lexsort((funded, r))
             f_sorted = funded[order]
@@ -466,7 +518,7 @@ def repair(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np
         over = st.resid() < 0
         if not over.any():
             break
-        funded = np.flatnonzero(st.choice >= 0)
+        funded = np.flatnonzero((st.choice >= 0) & free)
         use = S.A[funded, st.choice[funded]]                    # (m, D)
         helps = (use[:, over] > 0).any(axis=1)
         cand = funded[helps]
@@ -482,7 +534,7 @@ def repair(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np
         k = int(np.argmax(ok)) + 1 if ok.any() else len(cand)
         st.set(cand[:k], np.full(k, -1, np.int64))
     if problem.violations(st.choice):
-        return np.full(S.n, -1, np.int64) if not problem.violations(np.full(S.n, -1, np.int64)) else st.choice
+        return S.forced.copy() if not problem.violations(S.forced) else st.choice
     return st.choice
 
 
@@ -634,15 +686,19 @@ def _sequential_top_up(problem, S, st: _State, ci: np.ndarray, co: np.ndarray) -
 # ---------------------------------------------------------------------------
 
 
-def _polish_order(problem: AllocationProblem, choice: np.ndarray, red: np.ndarray) -> np.ndarray:
-    """Selectable items, the one whose reduced value is nearest zero first (ties by index)."""
+def _polish_order(problem: AllocationProblem, choice: np.ndarray, red: np.ndarray,
+                  forced: np.ndarray | None = None) -> np.ndarray:
+    """Selectable free items, the one whose reduced value is nearest zero first (ties by index)."""
     n = problem.n_items
     best = np.where(problem.allowed, red, -np.inf).max(axis=1)
     # an unselected item has no current option (inf), not a zero one
     cur = np.where(choice >= 0, red[np.arange(n), np.maximum(choice, 0)], np.inf)
     closeness = np.minimum(np.abs(best), np.abs(cur))
     closeness = np.where(np.isfinite(closeness), closeness, np.inf)
-    candidates = np.flatnonzero(problem.allowed.any(axis=1))
+    selectable = problem.allowed.any(axis=1)
+    if forced is not None:
+        selectable &= forced < 0
+    candidates = np.flatnonzero(selectable)
     return candidates[np.lexsort((candidates, closeness[candidates]))]
 
 
@@ -670,9 +726,10 @@ def polish_rounds(n_candidates: int, core_items: int, lanes: int) -> list[list[i
 
 
 def _solve_core(problem: AllocationProblem, choice: np.ndarray, core: np.ndarray, *,
-                dtime: float, seed: int, parameters: dict[str, object] | None = None):
-    """Single-worker CP-SAT on the items in `core` (rest fixed at `choice`, hinted with it):
-    (new choice, Solution)."""
+                dtime: float, seed: int, parameters: dict[str, object] | None = None,
+                forced: np.ndarray | None = None):
+    """Single-worker CP-SAT on the items in `core` (rest fixed at `choice`, hinted with it;
+    forced items of the core kept at their option): (new choice, Solution)."""
     L = problem.n_options
     rest = np.ones(problem.n_items, bool)
     rest[core] = False
@@ -700,7 +757,11 @@ def _solve_core(problem: AllocationProblem, choice: np.ndarray, core: np.ndarray
         cover=np.concatenate([problem.cover[:, core], pseudo_c], axis=1),
         cover_names=problem.cover_names)
     hint = np.concatenate([choice[core], [0]])
-    sol = solve_cpsat(sub, time_limit_s=dtime, workers=1, seed=seed, hint=hint, fixed={m: 0},
+    fixed = {m: 0}
+    if forced is not None:
+        local = np.flatnonzero(forced[core] >= 0)
+        fixed.update(zip(local.tolist(), forced[core[local]].tolist()))
+    sol = solve_cpsat(sub, time_limit_s=dtime, workers=1, seed=seed, hint=hint, fixed=fixed,
                       parameters=parameters)
     new = choice.copy()
     if sol.status in ("optimal", "feasible"):
@@ -721,7 +782,7 @@ def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np
     info: dict = {"core_items": 0, "improved_by": 0, "cpsat_status": None, "steps": []}
     if n == 0 or core_items <= 0:
         return choice, info
-    order = _polish_order(problem, choice, red)
+    order = _polish_order(problem, choice, red, S.forced)
     rounds = polish_rounds(len(order), core_items, max(1, int(workers)))
     if not rounds:
         return choice, info
@@ -748,7 +809,7 @@ def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np
 
             def run(core: np.ndarray):
                 return _solve_core(problem, incumbent, core, dtime=budget, seed=seed,
-                                   parameters=parameters)
+                                   parameters=parameters, forced=S.forced)
 
             try:
                 results = list(pool.map(run, cores)) if pool else [run(c) for c in cores]
@@ -758,7 +819,7 @@ def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np
             remaining = max(0.0, remaining - max(min(float(sol.deterministic_time), budget)
                                                  for _, sol in results))
             proved = False
-            for core, (new, sol) in zip(cores, results):
+            for size, core, (new, sol) in zip(group, cores, results):
                 used_total += float(sol.deterministic_time)
                 info["core_items"] = len(core)
                 info["cpsat_status"] = sol.details.get("cpsat_status")
@@ -768,7 +829,7 @@ def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np
                 if objective > best_objective and not problem.violations(new):
                     choice, best_objective = new, objective
                 # the core is the whole problem and CP-SAT proved optimality: the answer is optimal
-                proved |= len(core) == len(order) and sol.status == "optimal"
+                proved |= size == len(order) and sol.status == "optimal"
             if proved:
                 info["proved_whole_problem"] = True
                 break
@@ -793,18 +854,22 @@ class DualOutcome:
     seconds: float
 
 
-def dual_prices(problem: AllocationProblem, lam0: np.ndarray | None = None) -> DualOutcome:
+def dual_prices(problem: AllocationProblem, lam0: np.ndarray | None = None,
+                forced: np.ndarray | None = None) -> DualOutcome:
     """Minimise the Lagrangian dual: the proven bound and the clearing prices of the round.
+
+    forced (refills and appeals): (n,) option each item is forced to, -1 = free (forced_array);
+    the bound is then the bound of the restricted problem (forced items at their option).
 
     The caller keeps the result and hands it on (``solve_lp_guided(dual=...)``, the LP
     relaxation and the quota costs in ``allocation.solve.dispatch``): it is computed once.
     """
     start = time.perf_counter()
-    S = build_structure(problem)
+    S = build_structure(problem, forced)
     known_min = None
     if lam0 is None:
         lam0, lp_value = warm_start(problem, S)
-        if lp_value is not None and not _company_groups(problem):
+        if lp_value is not None and not S.is_forced.any() and not _company_groups(problem):
             # the warm start was the LP of the whole problem, and without company blocks the
             # Lagrangian dual equals that LP: min f = the LP value
             known_min = lp_value / S.vscale
@@ -818,17 +883,24 @@ def dual_prices(problem: AllocationProblem, lam0: np.ndarray | None = None) -> D
 def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, workers: int = 1,
                     seed: int = 0, polish_core: int = POLISH_CORE_ITEMS,
                     lam0: np.ndarray | None = None, dual: DualOutcome | None = None,
-                    large_core_parameters: dict[str, object] = LARGE_CORE_PARAMETERS) -> Solution:
+                    large_core_parameters: dict[str, object] = LARGE_CORE_PARAMETERS,
+                    forced: np.ndarray | None = None, incumbent: np.ndarray | None = None) -> Solution:
     """Dual prices -> rounding -> repair -> top-up -> CP-SAT polish on the core (see module doc).
 
     dual: the prices of this very problem when the caller already has them (else computed here,
-    from lam0 when given)."""
+    from lam0 when given). forced (refills and appeals, see forced_array): items kept at their
+    option; pass the problem restricted by the fixed awards (AllocationProblem.restricted), so
+    that items fixed to none have no option. The dual's structure carries the forcing.
+    incumbent: a feasible choice vector (e.g. an earlier solver's) the polish starts from when it
+    is better than the rounded one."""
     start = time.perf_counter()
     n = problem.n_items
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    d = dual if dual is not None else dual_prices(problem, lam0)
+    d = dual if dual is not None else dual_prices(problem, lam0, forced)
     S, dual = d.structure, d.dual
+    if forced is not None and not np.array_equal(S.forced, forced):
+        raise ValueError("the dual prices were computed with other forced items")
     timings["dual"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
     red = item_reduced(S, dual.lam)
@@ -838,6 +910,11 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
     t = time.perf_counter()
     choice = top_up(problem, S, choice, red)
     timings["top_up"] = round(time.perf_counter() - t, 3)
+    if incumbent is not None:
+        incumbent = np.asarray(incumbent, np.int64)
+        keeps = np.array_equal(incumbent[S.is_forced], S.forced[S.is_forced])
+        if keeps and not problem.violations(incumbent) and problem.objective(incumbent) > problem.objective(choice):
+            choice = incumbent.copy()
     before_polish = problem.objective(choice)
     t = time.perf_counter()
     dtime = min(float(time_limit_s), POLISH_DTIME)
@@ -845,7 +922,17 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
                            workers=workers, seed=seed, large_core_parameters=large_core_parameters)
     timings["polish"] = round(time.perf_counter() - t, 3)
     bad = problem.violations(choice)
-    if bad:  # never expected: the steps above keep every limit
+    kept = S.is_forced
+    if kept.any() and not np.array_equal(choice[kept], S.forced[kept]):
+        bad.append("a forced item left its option")
+    if bad and kept.any() and np.array_equal(choice[kept], S.forced[kept]):
+        # the forced items break a quota and no allocation of the free ones was found to mend
+        # it: no solution (the caller says so; a refill then stops with a message)
+        return Solution(choice=S.forced.copy(), status="no_solution", objective=0, bound=dual.bound,
+                        solver=SOLVER_NAME, wall_seconds=time.perf_counter() - start,
+                        details={"workers": int(workers), "seed": int(seed), "strategy": "lp_guided",
+                                 "violations": bad, "stopped_by": "deterministic_limit"})
+    if bad:  # never expected: the steps above keep every limit and every forced item
         raise RuntimeError(f"lp-guided solver produced an infeasible allocation: {bad}")
     objective = problem.objective(choice)
     bound = max(dual.bound, float(objective))
@@ -862,6 +949,7 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
             "dual_bound": dual.bound, "dual_lower_estimate": dual.lower,
             "objective_before_polish": int(before_polish), "polish": pinfo,
             "relaxed_company_blocks": S.relaxed_companies,
+            "forced_items": int(kept.sum()),
             "row_prices": dict(zip(S.row_labels, [float(x) for x in raw_prices(S, dual.lam)])),
             "stage_seconds": timings,
             "stopped_by": "proof" if status == "optimal" else "deterministic_limit",

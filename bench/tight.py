@@ -1,0 +1,144 @@
+"""Small rounds with tight quotas: `auto` against the exact optimum (HiGHS, gap 0) and plain CP-SAT.
+
+    .venv/bin/python -m bench.tight [--applications 120] [--seeds 0,1,2,3,4]
+                                    [--quota-shares 0.85,0.6] [--out bench/results/tight_quotas.md]
+
+Each round: bench.synthetic with --quota-shares (non-capital and first-time minimum shares of
+the awarded money; the generator's default puts non-capital 5 points above its group's share
+and first-time well below it), validated and scored; then, one after the other in this process:
+  * ours: allocation.solve.dispatch.solve_round with the round's [solver] settings (auto, 60
+    deterministic seconds, 1 worker): the allocation and the quota costs, as `voucher allocate`;
+  * plain CP-SAT as `auto` solved small rounds before issue 16 (one CP-SAT solve with the whole
+    time limit; its quota-cost re-solves are not run here: they took as long again per quota);
+  * HiGHS MIP with mip_rel_gap = 0 (a proven optimum; 1 thread).
+Writes a markdown table with the command at its top and the medians over the family.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from bench.rounds import data_dir
+from bench.run import ROOT, load_average, machine
+
+TARGET_SECONDS = 30.0
+
+
+def tight_problem(n: int, seed: int, shares: tuple[float, float]):
+    """(AllocationProblem, solver settings) of a tight-quota synthetic round, cached on disk."""
+    import polars as pl
+
+    from allocation import files, intake
+    from allocation.model.build import build_model
+    from allocation.rounds import allocate
+    from bench.synthetic import generate_round
+    tag = f"tight_{n}_{seed}_" + "_".join(f"{s:g}" for s in shares)
+    base = data_dir() / tag
+    if not (base / "prep" / files.SCORES).exists():
+        generate_round(base / "round", n, seed=seed, quota_shares=shares)
+        allocate.validate(base / "round", base / "prep")
+        allocate.score(base / "prep")
+    v = intake.load_validated(base / "prep" / files.INTAKE)
+    model = build_model(v.applications, v.requests, v.capacity, pl.read_parquet(base / "prep" / files.SCORES),
+                        v.config)
+    return model.problem, v.config.solver
+
+
+def measure(n: int, seed: int, shares: tuple[float, float], highs_limit: float) -> dict:
+    from allocation.solve.cpsat import solve_cpsat
+    from allocation.solve.dispatch import solve_round
+    from bench.methods import run_highs
+    problem, settings = tight_problem(n, seed, shares)
+    row: dict = {"seed": seed, "items": problem.n_items, "time_limit_s": settings.time_limit_s}
+    t = time.perf_counter()
+    ours = solve_round(problem, settings)
+    row["ours"] = {"seconds": round(time.perf_counter() - t, 2), "objective": ours.solution.objective,
+                   "bound": ours.solution.bound, "status": ours.solution.status, "strategy": ours.strategy,
+                   "stage_seconds": ours.seconds, "quota_costs": ours.quota_costs,
+                   "race": ours.solution.details.get("race")}
+    assert not problem.violations(ours.solution.choice)
+    t = time.perf_counter()
+    plain = solve_cpsat(problem, time_limit_s=settings.time_limit_s, workers=settings.workers, seed=settings.seed)
+    row["plain_cpsat"] = {"seconds": round(time.perf_counter() - t, 2), "objective": plain.objective,
+                          "bound": plain.bound, "status": plain.status,
+                          "deterministic_time": round(plain.deterministic_time, 2)}
+    t = time.perf_counter()
+    h = run_highs(problem, highs_limit, True, mip_rel_gap=0)
+    row["highs"] = {"seconds": round(time.perf_counter() - t, 2), "objective": h.get("objective"),
+                    "bound": h.get("bound"), "status": h["status"]}
+    return row
+
+
+def _below(x, best) -> str:
+    if x is None or best is None:
+        return "—"
+    return f"{(best - x) / best:.2e}"
+
+
+def table(rows: list[dict]) -> list[str]:
+    lines = ["| seed | items | exact optimum (HiGHS, gap 0) | ours (auto): below optimum | status | strategy used | "
+             "ours s (solve + quota costs) | plain CP-SAT: below optimum | status | plain CP-SAT s | HiGHS s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        best = r["highs"]["objective"] if r["highs"]["status"] == "Optimal" else None
+        o, p, h = r["ours"], r["plain_cpsat"], r["highs"]
+        lines.append(f"| {r['seed']} | {r['items']} | {best if best is not None else h['status']} | "
+                     f"{_below(o['objective'], best)} | {o['status']} | {o['strategy']} | {o['seconds']:.1f} | "
+                     f"{_below(p['objective'], best)} | {p['status']} (dtime {p['deterministic_time']}) | "
+                     f"{p['seconds']:.1f} | {h['seconds']:.1f} |")
+    ok = [r for r in rows if r["highs"]["status"] == "Optimal"]
+    if ok:
+        med = lambda k: statistics.median(r[k]["seconds"] for r in rows)  # noqa: E731
+        hit = sum(r["ours"]["objective"] == r["highs"]["objective"] for r in ok)
+        hit_plain = sum(r["plain_cpsat"]["objective"] == r["highs"]["objective"] for r in ok)
+        worst = max((r["highs"]["objective"] - r["ours"]["objective"]) / r["highs"]["objective"] for r in ok)
+        slowest = max(r["ours"]["seconds"] for r in rows)
+        ok30 = all(r["ours"]["seconds"] <= TARGET_SECONDS for r in rows)
+        lines += ["", f"Target (auto at the optimum or within 1e-5 of a proven bound, ≤ {TARGET_SECONDS:g} s): "
+                  + ("met" if hit == len(ok) and ok30 else "**NOT met**")
+                  + f" — optimum reached on {hit} of {len(ok)}, slowest {slowest:.1f} s.",
+                  "", f"Ours reaches the exact optimum on {hit} of {len(ok)} rounds (worst {worst:.1e} below it), "
+                  f"plain CP-SAT on {hit_plain} of {len(ok)}. Median seconds: ours {med('ours'):.1f} (slowest "
+                  f"{slowest:.1f}; solve and quota costs), plain CP-SAT {med('plain_cpsat'):.1f} (solve only), "
+                  f"HiGHS {med('highs'):.1f}."]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--applications", type=int, default=120)
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--quota-shares", default="0.85,0.6")
+    ap.add_argument("--highs-time-limit", type=float, default=300.0)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "tight_quotas.md"))
+    a = ap.parse_args(argv)
+    command = ".venv/bin/python -m bench.tight " + " ".join(argv if argv is not None else sys.argv[1:])
+    shares = tuple(float(x) for x in a.quota_shares.split(","))
+    started = time.strftime("%Y-%m-%d %H:%M")
+    mach = machine()
+    t0 = time.perf_counter()
+    rows = []
+    for seed in [int(s) for s in a.seeds.split(",") if s]:
+        rows.append(measure(a.applications, seed, shares, a.highs_time_limit))
+        print(json.dumps(rows[-1]), flush=True)
+    md = ["# Small rounds with tight quotas", "",
+          f"Command: `{command.strip()}` (run {started}, {(time.perf_counter() - t0) / 60:.1f} min in all).", "",
+          f"Machine: {mach['nproc']} cores ({mach['cpu']}); load average at start {mach['load_at_start']}, "
+          f"at the end {load_average()} (shared with other work: compare the columns of one run side by side).", "",
+          f"Rounds: `python -m bench.synthetic OUT -n {a.applications} --seed S --quota-shares {a.quota_shares}` "
+          "(non-capital and first-time quotas at these shares of the awarded money), each round's own "
+          "[solver] settings (auto, 60 deterministic seconds, 1 worker). \"below optimum\" = (exact − ours) / exact.",
+          "", *table(rows), "", "## Raw results", "", "```json", json.dumps(rows, indent=1), "```", ""]
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text("\n".join(md), encoding="utf-8")
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
