@@ -63,6 +63,18 @@ RESPONSES = "responses.csv"
 APPEALS = "appeals.csv"
 REPLACEMENT_REVIEWS = "replacement_reviews"   # table stem (.csv, .xlsx or .parquet)
 
+# --- panel folder (``voucher assign ROUND --out OUT``, issue 18) --------------------------
+PANEL_ASSIGNMENTS = "assignments.csv"      # for the review system; copy into the round folder
+PANEL_WORK_LISTS = "work_lists"            # work_lists/<reviewer>.csv, one per reviewer
+PANEL_WORK_LISTS_XLSX = "work_lists.xlsx"  # every reviewer's list in one workbook
+PANEL_LOADS = "reviewer_loads.csv"
+PANEL_REPORT = "panel.json"                # status, optimality, loads, diagnosis, input hashes
+PANEL_ISSUES = "panel_issues.csv"          # applications not assigned (bad rows), per row
+PANEL_SHORTFALL = "shortfall.csv"          # infeasible only: who lacks reviewers, by how much
+PANEL_RELEASE = "release.json"             # written when the approved work lists go out
+# run folder, intake/: applications left below min_reviewers by excluded reviews (re-assign them)
+REASSIGN_CSV = "reassign.csv"
+
 # --- publish root -------------------------------------------------------------------------
 INDEX = "index.json"
 AUDIT_SUFFIX = ".audit.jsonl"

@@ -140,7 +140,7 @@ REVIEWERS = TableSpec(
 REVIEWERS_OPTIONAL = ("expertise", "affiliations")
 CONFLICTS = TableSpec(
     stem="conflicts",
-    columns=(ColumnSpec("reviewer_id", ID, max_length=64), ColumnSpec("reason", TEXT)),
+    columns=(ColumnSpec("reviewer_id", ID, max_length=64), ColumnSpec("conflict_reason", TEXT)),
     key=("reviewer_id", "application_id", "business_no"))
 CONFLICTS_OPTIONAL = ("application_id", "business_no")   # at least one of them on every row
 ASSIGNMENTS = TableSpec(

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from allocation import schema
+from allocation import files, schema
 from allocation.errors import RoundError
 from allocation.identifiers import business_no_is_valid_expr
 from allocation.intake.tables import (APP_ID, SOURCE_ROW, check_cells, duplicate_issues,
@@ -125,7 +125,7 @@ def read_conflicts(path: Path, reviewer_ids: pl.Series | None, app_ids: pl.Serie
             "reviewer_id '{}' is not in the reviewers table", pl.col(REVIEWER_ID)), pl.lit(None)))
     raise_issues(file, pl.concat(found), "the panel")
     return typed.select(REVIEWER_ID, APP_ID, business_key(pl.col("business_no")).alias("business_no"),
-                        "reason", SOURCE_ROW), digest
+                        "conflict_reason", SOURCE_ROW), digest
 
 
 def read_assignments(path: Path, app_ids: pl.Series) -> tuple[pl.DataFrame, str]:
@@ -151,11 +151,11 @@ def conflict_pairs(apps: pl.DataFrame, reviewers: pl.DataFrame | None,
     found = [pl.DataFrame(schema={APP_ID: pl.String, REVIEWER_ID: pl.String, "reason": pl.String})]
     if conflicts is not None:
         found.append(conflicts.filter(pl.col(APP_ID).is_not_null()).select(
-            APP_ID, REVIEWER_ID, pl.format("conflicts row {}: {}", SOURCE_ROW, "reason").alias("reason")))
+            APP_ID, REVIEWER_ID, pl.format("conflicts row {}: {}", SOURCE_ROW, "conflict_reason").alias("reason")))
         by_company = conflicts.filter(pl.col(APP_ID).is_null() & pl.col("business_no").is_not_null())
         found.append(by_company.join(apps.filter(pl.col("business_no").is_not_null()),
                                      on="business_no", how="inner").select(
-            APP_ID, REVIEWER_ID, pl.format("conflicts row {}: {} (business_no {})", SOURCE_ROW, "reason",
+            APP_ID, REVIEWER_ID, pl.format("conflicts row {}: {} (business_no {})", SOURCE_ROW, "conflict_reason",
                                            "business_no").alias("reason")))
     if reviewers is not None:
         tokens = (reviewers.select(REVIEWER_ID, pl.col("affiliations").alias("token")).explode("token")
@@ -262,3 +262,9 @@ def reassign_list(applications: pl.DataFrame, issues: pl.DataFrame) -> pl.DataFr
         APP_ID, SOURCE_ROW, schema.REASON_DETAIL)
     return short.join(reviewers, on=APP_ID, how="inner", maintain_order="left").select(
         APP_ID, SOURCE_ROW, "excluded_reviewers", "excluded_because", schema.REASON_DETAIL)
+
+
+def write_reassign_list(applications: pl.DataFrame, issues: pl.DataFrame, out_dir: Path) -> None:
+    """intake/reassign.csv, only when an application was left short by excluded reviews."""
+    if not issues.filter(pl.col("code").is_in(list(schema.EXCLUDED_REVIEW_CODES))).is_empty():
+        files.write_csv(reassign_list(applications, issues), Path(out_dir) / files.REASSIGN_CSV)

@@ -21,7 +21,7 @@ import polars as pl
 from allocation import files, schema
 from allocation.config import RoundConfig, load_config
 from allocation.errors import RoundError
-from allocation.intake.panel_files import apply_exclusions, exclude_reviews
+from allocation.intake.panel_files import apply_exclusions, exclude_reviews, write_reassign_list
 from allocation.intake.tables import (ADDED, APP_ID, ISSUES_SCHEMA, SOURCE_ROW, TMP, check_cells,
                                       duplicate_issues, issues_frame, read_table,
                                       rows_without_issues, cell_text, table_path)
@@ -228,6 +228,7 @@ def save_validated(v: ValidatedRound, out_dir: Path) -> None:
     meta = {"input_hashes": v.input_hashes, "files": v.files}
     files.write_text(out_dir / files.INTAKE_META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     files.write_text(out_dir / schema.CONFIG_FILE, config_to_toml(v.config))
+    write_reassign_list(v.applications, v.issues, out_dir)   # review panel: only when reviews were excluded
 
 
 def load_validated(out_dir: Path) -> ValidatedRound:
