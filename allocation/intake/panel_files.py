@@ -153,7 +153,7 @@ def conflict_pairs(apps: pl.DataFrame, reviewers: pl.DataFrame | None,
         found.append(conflicts.filter(pl.col(APP_ID).is_not_null()).select(
             APP_ID, REVIEWER_ID, pl.format("conflicts row {}: {}", SOURCE_ROW, "conflict_reason").alias("reason")))
         by_company = conflicts.filter(pl.col(APP_ID).is_null() & pl.col("business_no").is_not_null())
-        found.append(by_company.join(apps.filter(pl.col("business_no").is_not_null()),
+        found.append(by_company.drop(APP_ID).join(apps.filter(pl.col("business_no").is_not_null()),
                                      on="business_no", how="inner").select(
             APP_ID, REVIEWER_ID, pl.format("conflicts row {}: {} (business_no {})", SOURCE_ROW, "conflict_reason",
                                            "business_no").alias("reason")))
