@@ -44,9 +44,10 @@ def _tag_lists(rng: np.random.Generator, n: int, sizes: np.ndarray) -> list[list
     return out
 
 
-def panel_tables(applications: pl.DataFrame, reviewer_ids: list[str], k: int, seed: int
-                 ) -> tuple[pl.Series, pl.DataFrame, pl.DataFrame]:
-    """(topic_tags column, reviewers, conflicts) for the applications and reviewer pool."""
+def panel_tables(applications: pl.DataFrame, reviewer_ids: list[str], k: int, seed: int,
+                 n_conflicts: int | None = None) -> tuple[pl.Series, pl.DataFrame, pl.DataFrame]:
+    """(topic_tags column, reviewers, conflicts) for the applications and reviewer pool;
+    n_conflicts declared conflicts rows (default: one per 20 reviewers, at least 2)."""
     rng = np.random.default_rng([seed, 18])
     n, m = applications.height, len(reviewer_ids)
     app_sizes = rng.choice([0, 1, 2], size=n, p=[0.05, 0.6, 0.35])
@@ -83,7 +84,7 @@ def panel_tables(applications: pl.DataFrame, reviewer_ids: list[str], k: int, se
         "expertise": [schema.LIST_SEPARATOR.join(t) for t in rev_tags],
         "affiliations": affiliations}, schema={"reviewer_id": pl.String, "max_load": pl.Int64,
                                                "expertise": pl.String, "affiliations": pl.String})
-    n_conflicts = max(2, m // 20)
+    n_conflicts = max(2, m // 20) if n_conflicts is None else n_conflicts
     who = rng.choice(m, size=n_conflicts, replace=m < n_conflicts)
     what = rng.choice(n, size=n_conflicts, replace=n < n_conflicts)
     by_company = np.arange(n_conflicts) % 2 == 1

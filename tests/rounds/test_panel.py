@@ -139,3 +139,16 @@ def test_work_list_names_cannot_leave_the_folder():
     for hostile in ("../../etc/passwd", "a/b", ".hidden", "심사위원1", "x" * 100):
         name = panel.work_list_name(hostile)
         assert "/" not in name and not name.startswith(".") and name.startswith("reviewer-")
+
+
+def test_work_list_xlsx_keeps_hostile_text_as_text(round_dir, tmp_path):
+    apps = _csv(round_dir / "applications.csv")
+    title = '=HYPERLINK("http://x","<b>click</b>") & more'
+    apps.with_columns(pl.when(pl.col("application_id") == "R1-000001").then(pl.lit(title))
+                      .otherwise(pl.col("project_title")).alias("project_title")).write_csv(round_dir / "applications.csv")
+    panel.assign(round_dir, tmp_path / "out")
+    sheet = pl.read_excel(tmp_path / "out" / files.PANEL_WORK_LISTS_XLSX)
+    titles = sheet.filter(pl.col("application_id") == "R1-000001")["project_title"].to_list()
+    assert titles == ["'" + title] * 3          # neutralised like the CSV, a string cell, never a formula
+    listed = pl.concat([_csv(p) for p in (tmp_path / "out" / files.PANEL_WORK_LISTS).glob("*.csv")])
+    assert set(listed.filter(pl.col("application_id") == "R1-000001")["project_title"]) == {"'" + title}
