@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from allocation import files, schema
+from allocation import files, schema, text
 from allocation.errors import RoundError
 from allocation.identifiers import business_no_is_valid_expr
 from allocation.intake.tables import (APP_ID, SOURCE_ROW, check_cells, duplicate_issues,
@@ -80,6 +80,26 @@ def business_key(expr: pl.Expr) -> pl.Expr:
                                 separator="-")))
 
 
+def _where_forbidden(value: str) -> str:
+    found = text.first_forbidden(value)
+    return f"{found[1]} at character {found[0]}" if found else "?"
+
+
+def list_cell_issues(frame: pl.DataFrame, columns: tuple[str, ...], file: str, app_id: pl.Expr) -> pl.DataFrame:
+    """bad_character / too_long issues of optional list columns (their values are never echoed)."""
+    found = []
+    for column in columns:
+        raw = pl.col(column)
+        bad = frame.filter(raw.is_not_null() & raw.str.contains(text.FORBIDDEN_PATTERN))
+        found.append(issues_frame(bad, file, column, "bad_character", pl.format(
+            "{} contains an invisible or control character ({}); retype the value without it",
+            pl.lit(column), raw.map_elements(_where_forbidden, return_dtype=pl.String)), app_id))
+        long = frame.filter(raw.is_not_null() & (raw.str.len_chars() > 1000))
+        found.append(issues_frame(long, file, column, "too_long", pl.format(
+            "{} is too long: {} characters, at most 1000 allowed", pl.lit(column), raw.str.len_chars()), app_id))
+    return pl.concat(found)
+
+
 def _with_optional(frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
     return frame.with_columns(pl.lit(None, pl.String).alias(c) for c in columns if c not in frame.columns)
 
@@ -91,7 +111,8 @@ def read_reviewers(path: Path) -> tuple[pl.DataFrame, str]:
     file = path.name
     typed, issues = check_cells(frame, schema.REVIEWERS, file, date.today(), pl.lit(None))
     issues = pl.concat([issues, duplicate_issues(frame, schema.REVIEWERS, file, "duplicate_id",
-                                                 REVIEWER_ID, pl.lit(None))])
+                                                 REVIEWER_ID, pl.lit(None)),
+                        list_cell_issues(frame, schema.REVIEWERS_OPTIONAL, file, pl.lit(None))])
     raise_issues(file, issues, "the panel")
     if typed.is_empty():
         raise RoundError(f"{file}: no reviewers; add one row per reviewer.")

@@ -28,8 +28,8 @@ import polars as pl
 from allocation import files, schema
 from allocation.config import load_config
 from allocation.errors import RoundError
-from allocation.intake.panel_files import (REVIEWER_ID, conflict_pairs, panel_path, read_conflicts,
-                                           read_reviewers, split_list)
+from allocation.intake.panel_files import (REVIEWER_ID, conflict_pairs, list_cell_issues, panel_path,
+                                           read_conflicts, read_reviewers, split_list)
 from allocation.intake.tables import (APP_ID, ISSUES_SCHEMA, SOURCE_ROW, check_cells, duplicate_issues,
                                       read_table, table_path)
 from allocation.publish.award_list import XLSX_CREATED, neutralise
@@ -57,7 +57,8 @@ def _applications(round_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, str, str
         frame = frame.with_columns(pl.lit(None, pl.String).alias(schema.TOPIC_TAGS))
     typed, issues = check_cells(frame, schema.APPLICATIONS, path.name, date.today(), pl.col(APP_ID))
     issues = pl.concat([issues, duplicate_issues(frame, schema.APPLICATIONS, path.name, "duplicate_id",
-                                                 APP_ID, pl.col(APP_ID))])
+                                                 APP_ID, pl.col(APP_ID)),
+                        list_cell_issues(frame, (schema.TOPIC_TAGS,), path.name, pl.col(APP_ID))])
     bad_rows = issues["row"].unique().implode()
     eligible = (typed.filter(~pl.col(SOURCE_ROW).is_in(bad_rows) & pl.col(APP_ID).is_not_null())
                 .select(APP_ID, "business_no", "company_name", "project_title",

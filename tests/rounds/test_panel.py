@@ -152,3 +152,31 @@ def test_work_list_xlsx_keeps_hostile_text_as_text(round_dir, tmp_path):
     assert titles == ["'" + title] * 3          # neutralised like the CSV, a string cell, never a formula
     listed = pl.concat([_csv(p) for p in (tmp_path / "out" / files.PANEL_WORK_LISTS).glob("*.csv")])
     assert set(listed.filter(pl.col("application_id") == "R1-000001")["project_title"]) == {"'" + title}
+
+
+def test_bad_application_row_is_reported_and_not_assigned(round_dir, tmp_path):
+    apps = _csv(round_dir / "applications.csv").with_columns(
+        pl.when(pl.col("application_id") == "R1-000002").then(pl.lit("nlp\u202e;vision"))
+        .otherwise(pl.col("topic_tags")).alias("topic_tags"),
+        pl.when(pl.col("application_id") == "R1-000003").then(pl.lit("Atlantis"))
+        .otherwise(pl.col("region")).alias("region"))
+    apps.write_csv(round_dir / "applications.csv")
+    report = panel.assign(round_dir, tmp_path / "out")
+    issues = _csv(tmp_path / "out" / files.PANEL_ISSUES)
+    assert sorted(zip(issues["row"], issues["column"], issues["code"])) == [
+        ("3", "topic_tags", "bad_character"), ("4", "region", "unknown_value")]
+    assert "\u202e" not in (tmp_path / "out" / files.PANEL_ISSUES).read_text(encoding="utf-8-sig")
+    assigned = set(_csv(tmp_path / "out" / files.PANEL_ASSIGNMENTS)["application_id"])
+    assert report["applications"]["eligible"] == 298 and len(assigned) == 298
+    assert not {"R1-000002", "R1-000003"} & assigned
+
+
+def test_bad_reviewer_row_stops_with_every_problem_listed(round_dir, tmp_path):
+    reviewers = (round_dir / "reviewers.csv").read_text(encoding="utf-8")
+    reviewers += "REV-001,5,nlp,\nREV-900,-1,nlp,\nREV-901,3,nlp\u200b,\n"
+    (round_dir / "reviewers.csv").write_text(reviewers, encoding="utf-8")
+    with pytest.raises(RoundError) as err:
+        panel.assign(round_dir, tmp_path / "out")
+    text = str(err.value)
+    assert "reviewers.csv: 4 problem(s)" in text       # REV-001 twice (2 rows), max_load, hidden character
+    assert "[max_load]" in text and "[expertise]" in text and "duplicate_id" in text
