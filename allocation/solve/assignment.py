@@ -53,6 +53,22 @@ class PanelProblem:
     conflict_reviewer: np.ndarray
     match_weight: int = MATCH_WEIGHT
     balance_weight: int = BALANCE_WEIGHT
+    # re-assignment: reviews each application still needs (default k each) and the reviews each
+    # reviewer already has (they count against max_load and in the load penalty)
+    app_need: np.ndarray | None = None
+    base_load: np.ndarray | None = None
+
+    @property
+    def need(self) -> np.ndarray:
+        if self.app_need is None:
+            return np.full(self.n_applications, self.k, dtype=np.int64)
+        return np.asarray(self.app_need, dtype=np.int64)
+
+    @property
+    def base(self) -> np.ndarray:
+        if self.base_load is None:
+            return np.zeros(self.n_reviewers, dtype=np.int64)
+        return np.asarray(self.base_load, dtype=np.int64)
 
     @property
     def n_applications(self) -> int:
@@ -69,8 +85,8 @@ class Bottleneck:
 
     groups: np.ndarray            # group ids (see PanelSolution.app_group)
     reviewers: np.ndarray         # reviewer ids, all at max_load
-    demand: int                   # reviews the applications need (k each)
-    reviewer_capacity: int        # Σ max_load of the reviewers
+    demand: int                   # reviews the applications need (k each, or their need)
+    reviewer_capacity: int        # Σ max_load of the reviewers (less the reviews they already have)
     distinct_limit: int           # reviews the applications could still get from other reviewers,
                                   # who already review every application of the group
     short: int                    # demand - reviewer_capacity - distinct_limit (> 0)
@@ -86,7 +102,7 @@ class PanelSolution:
     reviews_needed: int
     reviews_assigned: int
     load: np.ndarray              # per reviewer
-    candidates: np.ndarray        # per application: reviewers it may take (non-conflicted experts, max_load > 0)
+    candidates: np.ndarray        # per application: reviewers it may take (non-conflicted experts with room)
     app_group: np.ndarray         # per application: its group
     group_count: int
     arc_count: int
@@ -106,8 +122,9 @@ def step_costs(max_load: int, balance_weight: int = BALANCE_WEIGHT) -> np.ndarra
 def objective_of(problem: PanelProblem, app: np.ndarray, reviewer: np.ndarray,
                  match: np.ndarray) -> int:
     """The objective of a set of assignment pairs (for checks and the brute-force oracle)."""
+    base = problem.base
     load = np.bincount(reviewer, minlength=problem.n_reviewers)
-    balance = sum(int(step_costs(int(problem.max_load[r]), problem.balance_weight)[:load[r]].sum())
+    balance = sum(int(step_costs(int(problem.max_load[r]), problem.balance_weight)[base[r]:base[r] + load[r]].sum())
                   for r in np.flatnonzero(load))
     return balance - problem.match_weight * int(np.asarray(match, dtype=np.int64).sum())
 
@@ -129,10 +146,12 @@ def _groups(problem: PanelProblem) -> tuple[np.ndarray, list[tuple[int, tuple[in
         conflicts.setdefault(a, []).append(r)
     starts = problem.app_tag_start.tolist()
     tags = problem.app_tag_index.tolist()
+    need = problem.need.tolist()
     keys: dict[tuple, int] = {}
     app_group = np.empty(n, dtype=np.int64)
     for i in range(n):
-        key = (tuple(sorted(set(tags[starts[i]:starts[i + 1]]))), tuple(sorted(set(conflicts.get(i, ())))))
+        key = (tuple(sorted(set(tags[starts[i]:starts[i + 1]]))), tuple(sorted(set(conflicts.get(i, ())))),
+               need[i])
         app_group[i] = keys.setdefault(key, len(keys))
     return app_group, list(keys)
 
@@ -142,10 +161,10 @@ def _arcs(problem: PanelProblem, group_keys: list[tuple]) -> tuple[np.ndarray, n
     n_tags = int(max(problem.app_tag_index.max(initial=-1), problem.reviewer_tag_index.max(initial=-1))) + 1
     rev_tags = _tag_matrix(problem.reviewer_tag_start, problem.reviewer_tag_index,
                            problem.n_reviewers, n_tags)
-    available = problem.max_load > 0
+    available = problem.max_load > problem.base
     tag_sets: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
     out_g, out_r, out_m = [], [], []
-    for g, (tagset, conflicted) in enumerate(group_keys):
+    for g, (tagset, conflicted, _) in enumerate(group_keys):
         if tagset not in tag_sets:
             if tagset:
                 match = rev_tags[:, list(tagset)].sum(axis=1)
@@ -201,7 +220,7 @@ def _adjacency(n_groups: int, n_rev: int, arc_g: np.ndarray, arc_r: np.ndarray, 
     return g_to_r, r_to_g
 
 
-def _bottlenecks(k: int, size: np.ndarray, served: np.ndarray, arc_g: np.ndarray, arc_r: np.ndarray,
+def _bottlenecks(k: np.ndarray, size: np.ndarray, served: np.ndarray, arc_g: np.ndarray, arc_r: np.ndarray,
                  arc_cap: np.ndarray, arc_flow: np.ndarray, max_load: np.ndarray) -> list[Bottleneck]:
     """The minimum cut of the maximum flow (groups reachable from the source in the residual
     network and the reviewers they reach, all full), split into its connected parts; each part's
@@ -225,7 +244,7 @@ def _bottlenecks(k: int, size: np.ndarray, served: np.ndarray, arc_g: np.ndarray
         reviewers_a = np.array(sorted(reviewers), dtype=np.int64)
         leaving = np.isin(arc_g, groups_a) & ~in_r[arc_r]   # saturated: not in the residual
         distinct = int(arc_cap[leaving].sum())
-        demand = int(k * size[groups_a].sum())
+        demand = int((k * size)[groups_a].sum())
         capacity = int(max_load[reviewers_a].sum())
         found.append(Bottleneck(groups=groups_a, reviewers=reviewers_a, demand=demand,
                                 reviewer_capacity=capacity, distinct_limit=distinct,
@@ -239,6 +258,7 @@ def solve_panel(problem: PanelProblem) -> PanelSolution:
     k, n, m = problem.k, problem.n_applications, problem.n_reviewers
     app_group, keys = _groups(problem)
     size = np.bincount(app_group, minlength=len(keys)).astype(np.int64)
+    group_k = np.array([key[2] for key in keys], dtype=np.int64)   # reviews each member needs
     arc_g, arc_r, arc_m = _arcs(problem, keys)
     max_load = np.asarray(problem.max_load, dtype=np.int64)
 
@@ -247,22 +267,23 @@ def solve_panel(problem: PanelProblem) -> PanelSolution:
     flow = min_cost_flow.SimpleMinCostFlow()
     tails, heads, caps, costs = [], [], [], []
     tails.append(np.full(len(keys), source)); heads.append(g0 + np.arange(len(keys)))
-    caps.append(k * size); costs.append(np.zeros(len(keys), dtype=np.int64))
+    caps.append(group_k * size); costs.append(np.zeros(len(keys), dtype=np.int64))
     first_pair_arc = len(keys)
     arc_cap = size[arc_g]   # reviewer loads are limited by their arcs to the sink
     tails.append(g0 + arc_g); heads.append(r0 + arc_r)
     caps.append(arc_cap); costs.append(-problem.match_weight * arc_m)
     # reviewer -> sink: runs of equal step cost become one arc (capacity = run length)
     used_rev = np.unique(arc_r)
+    base = problem.base
     for r in used_rev.tolist():
-        steps = step_costs(int(max_load[r]), problem.balance_weight)
+        steps = step_costs(int(max_load[r]), problem.balance_weight)[base[r]:]
         values, counts = np.unique(steps, return_counts=True)
         tails.append(np.full(len(values), r0 + r)); heads.append(np.full(len(values), sink))
         caps.append(counts.astype(np.int64)); costs.append(values.astype(np.int64))
     tails_a, heads_a = np.concatenate(tails).astype(np.int32), np.concatenate(heads).astype(np.int32)
     caps_a, costs_a = np.concatenate(caps).astype(np.int64), np.concatenate(costs).astype(np.int64)
     flow.add_arcs_with_capacity_and_unit_cost(tails_a, heads_a, caps_a, costs_a)
-    needed = int(k * n)
+    needed = int(problem.need.sum())
     flow.set_node_supply(source, needed)
     flow.set_node_supply(sink, -needed)
     status = flow.solve_max_flow_with_min_cost()
@@ -297,5 +318,6 @@ def solve_panel(problem: PanelProblem) -> PanelSolution:
         reviews_needed=needed, reviews_assigned=assigned, load=load, candidates=candidates,
         app_group=app_group, group_count=len(keys), arc_count=len(arc_g))
     if assigned < needed:
-        solution.bottlenecks = _bottlenecks(k, size, served, arc_g, arc_r, arc_cap, arc_flow, max_load)
+        solution.bottlenecks = _bottlenecks(group_k, size, served, arc_g, arc_r, arc_cap, arc_flow,
+                                            max_load - problem.base)
     return solution

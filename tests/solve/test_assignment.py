@@ -17,7 +17,7 @@ def _csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     return start, index
 
 
-def make_problem(k, app_tags, reviewer_tags, max_load, conflicts=()) -> PanelProblem:
+def make_problem(k, app_tags, reviewer_tags, max_load, conflicts=(), need=None, base=None) -> PanelProblem:
     a_start, a_index = _csr(app_tags)
     r_start, r_index = _csr(reviewer_tags)
     conflicts = list(conflicts)
@@ -25,12 +25,14 @@ def make_problem(k, app_tags, reviewer_tags, max_load, conflicts=()) -> PanelPro
         k=k, app_tag_start=a_start, app_tag_index=a_index, reviewer_tag_start=r_start,
         reviewer_tag_index=r_index, max_load=np.array(max_load, dtype=np.int64),
         conflict_app=np.array([a for a, _ in conflicts], dtype=np.int64),
-        conflict_reviewer=np.array([r for _, r in conflicts], dtype=np.int64))
+        conflict_reviewer=np.array([r for _, r in conflicts], dtype=np.int64),
+        app_need=None if need is None else np.array(need, dtype=np.int64),
+        base_load=None if base is None else np.array(base, dtype=np.int64))
 
 
-def allowed(app_tags, reviewer_tags, max_load, conflicts, a, r) -> int | None:
+def allowed(app_tags, reviewer_tags, max_load, conflicts, a, r, base=None) -> int | None:
     """Tags shared when reviewer r may review application a, else None."""
-    if (a, r) in conflicts or max_load[r] == 0:
+    if (a, r) in conflicts or max_load[r] <= (base[r] if base else 0):
         return None
     shared = len(set(app_tags[a]) & set(reviewer_tags[r]))
     if app_tags[a] and shared == 0:
@@ -38,19 +40,21 @@ def allowed(app_tags, reviewer_tags, max_load, conflicts, a, r) -> int | None:
     return shared
 
 
-def brute_force(problem, k, app_tags, reviewer_tags, max_load, conflicts):
+def brute_force(problem, k, app_tags, reviewer_tags, max_load, conflicts, need=None, base=None):
     """(most reviews, least objective among those) by enumerating every per-application subset."""
     n, m = len(app_tags), len(reviewer_tags)
+    need = need or [k] * n
+    base_load = np.array(base or [0] * m, dtype=np.int64)
     options = []
     for a in range(n):
-        ok = [r for r in range(m) if allowed(app_tags, reviewer_tags, max_load, conflicts, a, r) is not None]
-        options.append([c for size in range(min(k, len(ok)) + 1) for c in itertools.combinations(ok, size)])
+        ok = [r for r in range(m) if allowed(app_tags, reviewer_tags, max_load, conflicts, a, r, base) is not None]
+        options.append([c for size in range(min(need[a], len(ok)) + 1) for c in itertools.combinations(ok, size)])
     best = (-1, 0)
     for choice in itertools.product(*options):
         load = np.zeros(m, dtype=np.int64)
         for subset in choice:
             load[list(subset)] += 1
-        if (load > max_load).any():
+        if (load + base_load > max_load).any():
             continue
         pairs = [(a, r) for a, subset in enumerate(choice) for r in subset]
         app = np.array([a for a, _ in pairs], dtype=np.int64)
@@ -61,14 +65,14 @@ def brute_force(problem, k, app_tags, reviewer_tags, max_load, conflicts):
     return best[0], -best[1]
 
 
-def check_valid(sol, k, app_tags, reviewer_tags, max_load, conflicts):
+def check_valid(sol, k, app_tags, reviewer_tags, max_load, conflicts, need=None, base=None):
     pairs = list(zip(sol.app.tolist(), sol.reviewer.tolist()))
     assert len(set(pairs)) == len(pairs), "an application got the same reviewer twice"
     for (a, r), shared in zip(pairs, sol.match.tolist()):
-        assert allowed(app_tags, reviewer_tags, max_load, conflicts, a, r) == shared
+        assert allowed(app_tags, reviewer_tags, max_load, conflicts, a, r, base) == shared
     per_app = np.bincount(sol.app, minlength=len(app_tags))
-    assert (per_app <= k).all()
-    assert (np.bincount(sol.reviewer, minlength=len(reviewer_tags)) <= max_load).all()
+    assert (per_app <= np.array(need or [k] * len(app_tags))).all()
+    assert (np.bincount(sol.reviewer, minlength=len(reviewer_tags)) + np.array(base or 0) <= max_load).all()
     assert (sol.load == np.bincount(sol.reviewer, minlength=len(reviewer_tags))).all()
 
 
@@ -95,6 +99,25 @@ def test_optimal_against_brute_force(case):
     # the minimum cut explains the whole shortfall, part by part
     assert sum(b.short for b in sol.bottlenecks) == sol.shortfall
     assert all(b.short > 0 for b in sol.bottlenecks)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tiny.flatmap(lambda case: st.tuples(
+    st.just(case),
+    st.lists(st.integers(0, case[0]), min_size=len(case[1]), max_size=len(case[1])),
+    st.tuples(*[st.integers(0, x) for x in case[3]]))))
+def test_reassignment_with_needs_and_existing_loads_against_brute_force(drawn):
+    """Re-assignment: each application needs its own number of reviews and reviewers already
+    carry some load (it counts against max_load and in the load penalty)."""
+    (k, app_tags, reviewer_tags, max_load, conflicts), need, base = drawn
+    base = list(base)
+    problem = make_problem(k, app_tags, reviewer_tags, max_load, conflicts, need=need, base=base)
+    sol = solve_panel(problem)
+    check_valid(sol, k, app_tags, reviewer_tags, max_load, conflicts, need=need, base=base)
+    most, least = brute_force(problem, k, app_tags, reviewer_tags, max_load, conflicts, need=need, base=base)
+    assert sol.reviews_needed == sum(need)
+    assert sol.reviews_assigned == most and sol.objective == least
+    assert sum(b.short for b in sol.bottlenecks) == sol.shortfall
 
 
 def test_interchangeable_applications_share_one_group_and_get_distinct_reviewers():
