@@ -179,7 +179,8 @@ def cmd_lifecycle(args: argparse.Namespace) -> int:
 def cmd_assign(args: argparse.Namespace) -> int:
     """`voucher assign`: review-panel assignment (allocation.rounds.panel); exit 2 when it cannot be done."""
     started = time.perf_counter()
-    report = panel.assign(args.round_dir, args.out, reviewers_per_application=args.reviewers_per_application)
+    report = panel.assign(args.round_dir, args.out, reviewers_per_application=args.reviewers_per_application,
+                          reassign=args.reassign)
     print(text.terminal(panel.panel_markdown(report, Path(args.out))))
     print(f"Solver: min-cost flow, proven optimal, gap {report['solver']['gap']:g}. "
           f"Done in {time.perf_counter() - started:.1f} s.")
@@ -228,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--reviewers-per-application", "-k", type=int,
                    help="override [panel] reviewers_per_application (default 3)")
+    p.add_argument("--reassign", type=Path, metavar="FILE",
+                   help="only give new reviewers to these applications (e.g. OUT/intake/reassign.csv), "
+                        "on top of the round folder's assignments")
     p.set_defaults(func=cmd_assign)
 
     for name, text in (("refill", "re-allocate freed awards after acceptances/declines/lapses"),

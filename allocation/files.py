@@ -65,6 +65,7 @@ REPLACEMENT_REVIEWS = "replacement_reviews"   # table stem (.csv, .xlsx or .parq
 
 # --- panel folder (``voucher assign ROUND --out OUT``, issue 18) --------------------------
 PANEL_ASSIGNMENTS = "assignments.csv"      # for the review system; copy into the round folder
+PANEL_ADDED = "assignments_added.csv"      # --reassign: the new pairs only (assignments.csv: all)
 PANEL_WORK_LISTS = "work_lists"            # work_lists/<reviewer>.csv, one per reviewer
 PANEL_WORK_LISTS_XLSX = "work_lists.xlsx"  # every reviewer's list in one workbook
 PANEL_LOADS = "reviewer_loads.csv"

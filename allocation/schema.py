@@ -147,6 +147,8 @@ ASSIGNMENTS = TableSpec(
     stem="assignments",
     columns=(ColumnSpec("application_id", ID), ColumnSpec("reviewer_id", ID, max_length=64)),
     key=("application_id", "reviewer_id"))
+# `voucher assign --reassign FILE`: the applications to give new reviewers (intake/reassign.csv)
+REASSIGN = TableSpec(stem="reassign", columns=(ColumnSpec("application_id", ID),), key=("application_id",))
 TOPIC_TAGS = "topic_tags"          # optional column of applications
 LIST_SEPARATOR = ";"
 PANEL_TABLES: tuple[TableSpec, ...] = (REVIEWERS, CONFLICTS, ASSIGNMENTS)

@@ -280,9 +280,10 @@ def reassign_list(applications: pl.DataFrame, issues: pl.DataFrame) -> pl.DataFr
                       pl.col("code").unique(maintain_order=True).str.join(schema.LIST_SEPARATOR)
                       .alias("excluded_because")))
     short = applications.filter(pl.col(schema.REASON) == "missing_reviews").select(
-        APP_ID, SOURCE_ROW, schema.REASON_DETAIL)
+        APP_ID, pl.col(SOURCE_ROW).alias("applications_row"), pl.col(schema.REASON_DETAIL).alias("detail"))
+    # column names intake does not reserve: the file is `voucher assign --reassign`'s input
     return short.join(reviewers, on=APP_ID, how="inner", maintain_order="left").select(
-        APP_ID, SOURCE_ROW, "excluded_reviewers", "excluded_because", schema.REASON_DETAIL)
+        APP_ID, "applications_row", "excluded_reviewers", "excluded_because", "detail")
 
 
 def write_reassign_list(applications: pl.DataFrame, issues: pl.DataFrame, out_dir: Path) -> None:

@@ -14,6 +14,7 @@ found when the round is allocated.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import shutil
@@ -29,9 +30,10 @@ from allocation import files, schema
 from allocation.config import load_config
 from allocation.errors import RoundError
 from allocation.intake.panel_files import (REVIEWER_ID, conflict_pairs, list_cell_issues, panel_path,
-                                           read_conflicts, read_reviewers, split_list)
+                                           raise_issues, read_assignments, read_conflicts, read_reviewers,
+                                           split_list)
 from allocation.intake.tables import (APP_ID, ISSUES_SCHEMA, SOURCE_ROW, check_cells, duplicate_issues,
-                                      read_table, table_path)
+                                      issues_frame, read_table, table_path)
 from allocation.publish.award_list import XLSX_CREATED, neutralise
 from allocation.solve.assignment import PanelProblem, PanelSolution, solve_panel
 
@@ -94,12 +96,19 @@ def _tags_text(tags: list[str] | None) -> str:
     return schema.LIST_SEPARATOR.join(tags or []) or "(untagged: any reviewer)"
 
 
-def diagnose(apps: pl.DataFrame, reviewers: pl.DataFrame, sol: PanelSolution, k: int
+def _csv_strings(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+
+
+def diagnose(apps: pl.DataFrame, reviewers: pl.DataFrame, sol: PanelSolution, need: np.ndarray
              ) -> tuple[list[str], pl.DataFrame, list[dict]]:
-    """Why not every application can get k reviewers: lines for people, shortfall table, parts."""
-    lines = [f"cannot give every application {k} reviewers: {sol.shortfall:,} of "
+    """Why not every application can get its reviewers (k each, or what re-assignment needs):
+    lines for people, shortfall table, parts."""
+    k = int(need.max(initial=0))
+    what = f"{k} reviewers" if (need == k).all() else "the reviewers it needs"
+    lines = [f"cannot give every application {what}: {sol.shortfall:,} of "
              f"{sol.reviews_needed:,} reviews cannot be assigned."]
-    lacking = np.flatnonzero(sol.candidates < k)
+    lacking = np.flatnonzero(sol.candidates < need)
     frame = apps.select(APP_ID, SOURCE_ROW, pl.col(schema.TOPIC_TAGS).list.join(schema.LIST_SEPARATOR))
     part_of = np.full(len(apps), -1, dtype=np.int64)
     parts = []
@@ -116,21 +125,24 @@ def diagnose(apps: pl.DataFrame, reviewers: pl.DataFrame, sol: PanelSolution, k:
     if len(lacking):
         shown = ", ".join(f"{apps[APP_ID][int(i)]} ({int(sol.candidates[i])})" for i in lacking[:SHOW])
         more = f" and {len(lacking) - SHOW} more" if len(lacking) > SHOW else ""
-        lines.append(f"  - {len(lacking)} application(s) have fewer than {k} non-conflicted expert "
-                     f"reviewers (candidates in brackets): {shown}{more}")
+        lines.append(f"  - {len(lacking)} application(s) have fewer non-conflicted expert reviewers than "
+                     f"the {k if (need == k).all() else 'reviews they need'} needed (candidates in brackets): "
+                     f"{shown}{more}")
     for p in parts[:SHOW]:
         tags = ", ".join(f"{t} ×{n}" for t, n in list(p["tag_sets"].items())[:5])
+        can = p["reviewers_max_load"] + p["reviews_from_other_reviewers"]
+        detail = [f"{p['reviewers']} reviewer(s) with {p['reviewers_max_load']:,} review(s) of load left"]
+        if p["reviews_from_other_reviewers"]:
+            detail.append(f"{p['reviews_from_other_reviewers']:,} from reviewers who review each of them already")
         lines.append(
-            f"  - {p['applications']} application(s) (topics {tags}) need {p['reviews_needed']:,} reviews; "
-            f"the {p['reviewers']} expert reviewer(s) they can use take {p['reviewers_max_load']:,} at most"
-            + (f" and {p['reviews_from_other_reviewers']:,} more come from reviewers already reviewing "
-               f"every application of their kind" if p["reviews_from_other_reviewers"] else "")
-            + f": capacity short by {p['short']:,} review(s)")
+            f"  - {p['applications']} application(s) (topics {tags}) need {p['reviews_needed']:,} review(s); the "
+            f"non-conflicted expert reviewers they can use give at most {can:,} ({'; '.join(detail)}): "
+            f"capacity short by {p['short']:,} review(s)")
     if len(parts) > SHOW:
         lines.append(f"  - … and {len(parts) - SHOW} more shortage(s) (panel.json)")
     shortfall = frame.with_columns(
-        pl.Series("candidates", sol.candidates, pl.Int64), pl.lit(k, pl.Int64).alias("needed"),
-        pl.Series("lacking_candidates", np.maximum(k - sol.candidates, 0), pl.Int64),
+        pl.Series("candidates", sol.candidates, pl.Int64), pl.Series("needed", need, pl.Int64),
+        pl.Series("lacking_candidates", np.maximum(need - sol.candidates, 0), pl.Int64),
         pl.Series("shortage", part_of, pl.Int64)).filter(
         (pl.col("lacking_candidates") > 0) | (pl.col("shortage") >= 0)).with_columns(
         pl.when(pl.col("shortage") >= 0).then(pl.col("shortage")).alias("shortage"))
@@ -204,7 +216,50 @@ def _write_xlsx(frame: pl.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
-def write_outputs(out_dir: Path, apps: pl.DataFrame, reviewers: pl.DataFrame, sol: PanelSolution) -> pl.DataFrame:
+def _reassign_scope(round_dir: Path, apps: pl.DataFrame, reviewers: pl.DataFrame, list_file: Path, k: int
+                    ) -> tuple[pl.DataFrame, np.ndarray, np.ndarray, pl.DataFrame, pl.DataFrame, dict[str, str]]:
+    """Re-assignment: (listed applications, reviews each still needs, reviewers' current loads,
+    pairs that may not be assigned again, the round's assignments as read, file hashes).
+
+    An application keeps the reviewers whose reviews count (assigned, reviewed, no conflict
+    since — conflicts are excluded by the caller); it needs k minus those. Nobody already assigned
+    to it or who reviewed it is assigned again."""
+    list_file = Path(list_file)
+    if not list_file.is_file() or list_file.suffix not in schema.TABLE_EXTENSIONS:
+        raise RoundError(f"{list_file}: not a .csv, .xlsx or .parquet file with an application_id column")
+    listed, list_hash = read_table(list_file, schema.REASSIGN)
+    typed, issues = check_cells(listed, schema.REASSIGN, list_file.name, date.today(), pl.col(APP_ID))
+    unknown = typed.filter(pl.col(APP_ID).is_not_null() & ~pl.col(APP_ID).is_in(apps[APP_ID].implode()))
+    raise_issues(list_file.name, pl.concat([issues, issues_frame(
+        unknown, list_file.name, APP_ID, "unknown_application", pl.format(
+            "application_id '{}' is not an application of the round (or its row is invalid)", pl.col(APP_ID)),
+        pl.col(APP_ID))]), "the re-assignment")
+    path = panel_path(round_dir, schema.ASSIGNMENTS)
+    if path is None:
+        raise RoundError(f"{round_dir}: re-assignment needs the round's assignments (assignments.csv "
+                         f"as released by voucher assign) in the round folder")
+    assigned, digest = read_assignments(path, apps[APP_ID])
+    hashes = {path.name: digest}
+    previous = read_table(path, schema.ASSIGNMENTS)[0].drop(SOURCE_ROW)
+    reviews_file = panel_path(round_dir, schema.REVIEWS)
+    reviewed = pl.DataFrame(schema={APP_ID: pl.String, REVIEWER_ID: pl.String})
+    if reviews_file is not None:
+        raw, hashes[reviews_file.name] = read_table(reviews_file, schema.REVIEWS)
+        reviewed = raw.select(APP_ID, REVIEWER_ID).drop_nulls().unique()
+    hashes[list_file.name] = list_hash
+    scope = apps.filter(pl.col(APP_ID).is_in(typed[APP_ID].implode()))
+    pairs = assigned.select(APP_ID, REVIEWER_ID)
+    counted = pairs.join(reviewed, on=[APP_ID, REVIEWER_ID], how="semi")
+    keep = scope.select(APP_ID).join(counted.group_by(APP_ID).len(), on=APP_ID, how="left", maintain_order="left")
+    need = np.maximum(0, k - keep["len"].fill_null(0).to_numpy()).astype(np.int64)
+    again = pl.concat([pairs, reviewed]).unique().with_columns(pl.lit("already assigned or reviewed").alias("reason"))
+    base = (reviewers.select(REVIEWER_ID).join(pairs.group_by(REVIEWER_ID).len(), on=REVIEWER_ID, how="left",
+                                               maintain_order="left")["len"].fill_null(0).to_numpy().astype(np.int64))
+    return scope, need, base, again, previous, hashes
+
+
+def write_outputs(out_dir: Path, apps: pl.DataFrame, reviewers: pl.DataFrame, sol: PanelSolution,
+                  base: np.ndarray | None = None) -> pl.DataFrame:
     """assignments.csv, work_lists/<reviewer>.csv, work_lists.xlsx, reviewer_loads.csv."""
     pairs = pl.DataFrame({"__a": sol.app, "__r": sol.reviewer, "expertise_match": sol.match},
                          schema={"__a": pl.Int64, "__r": pl.Int64, "expertise_match": pl.Int64})
@@ -227,16 +282,23 @@ def write_outputs(out_dir: Path, apps: pl.DataFrame, reviewers: pl.DataFrame, so
     for (reviewer,), rows in safe.partition_by(REVIEWER_ID, as_dict=True, maintain_order=True).items():
         files.write_csv(rows, lists_dir / work_list_name(reviewer))
     _write_xlsx(safe, out_dir / files.PANEL_WORK_LISTS_XLSX)
+    total = sol.load if base is None else sol.load + base
     loads = reviewers.select(REVIEWER_ID, "max_load").with_columns(
-        pl.Series("assigned", sol.load, pl.Int64)).with_columns(
+        pl.Series("assigned", total, pl.Int64)).with_columns(
         (pl.col("assigned") / pl.col("max_load")).round(4).alias("load_share"))
     files.write_csv(neutralise(loads), out_dir / files.PANEL_LOADS)
     return loads
 
 
-def assign(round_dir: Path | str, out_dir: Path | str, *, reviewers_per_application: int | None = None) -> dict:
+def assign(round_dir: Path | str, out_dir: Path | str, *, reviewers_per_application: int | None = None,
+           reassign: Path | str | None = None) -> dict:
     """The stage: read, solve, write. Returns panel.json's content; RoundError when infeasible
-    (after writing panel.json and shortfall.csv) or when an input cannot be used."""
+    (after writing panel.json and shortfall.csv) or when an input cannot be used.
+
+    reassign: a table of application_ids (intake/reassign.csv) to give new reviewers, on top of
+    the round folder's assignments: each gets k minus the reviewers whose reviews count, never
+    one already assigned to it or who reviewed it, within what the reviewers' loads leave.
+    assignments.csv is then the round's assignments plus the new ones (assignments_added.csv)."""
     started = time.perf_counter()
     round_dir, out_dir = Path(round_dir), files.private_dir(Path(out_dir))
     config = load_config(round_dir)
@@ -255,9 +317,15 @@ def assign(round_dir: Path | str, out_dir: Path | str, *, reviewers_per_applicat
     if c_path is not None:
         conflicts, hashes[c_path.name] = read_conflicts(c_path, reviewers[REVIEWER_ID], apps[APP_ID])
     pairs = conflict_pairs(apps, reviewers, conflicts)
+    need = base = previous = None
+    if reassign is not None:
+        apps, need, base, again, previous, more = _reassign_scope(round_dir, apps, reviewers, Path(reassign), k)
+        pairs, hashes = pl.concat([pairs, again.select(pairs.columns)]), {**hashes, **more}
     read_s = time.perf_counter() - started
 
     problem = build_problem(apps, reviewers, pairs, k)
+    if reassign is not None:
+        problem = dataclasses.replace(problem, app_need=need, base_load=base)
     solve_started = time.perf_counter()
     sol = solve_panel(problem)
     solve_s = time.perf_counter() - solve_started
@@ -276,15 +344,21 @@ def assign(round_dir: Path | str, out_dir: Path | str, *, reviewers_per_applicat
         "reviews": {"needed": sol.reviews_needed, "assigned": sol.reviews_assigned, "short": sol.shortfall},
         "input_hashes": dict(sorted(hashes.items())),
     }
+    if reassign is not None:
+        report["reassign"] = {"applications": apps.height, "reviews_needed": int(need.sum())}
     if sol.status != "optimal":
-        lines, shortfall, parts = diagnose(apps, reviewers, sol, k)
+        lines, shortfall, parts = diagnose(apps, reviewers, sol, problem.need)
         files.write_csv(shortfall, out_dir / files.PANEL_SHORTFALL)
         report["diagnosis"] = {"message": lines, "applications_lacking_candidates":
-                               int((sol.candidates < k).sum()), "shortages": parts}
+                               int((sol.candidates < problem.need).sum()), "shortages": parts}
         files.write_json(out_dir / files.PANEL_REPORT, report)
         raise RoundError("\n".join(lines) + f"\n  Details: {out_dir / files.PANEL_SHORTFALL}, "
                                             f"{out_dir / files.PANEL_REPORT}")
-    loads = write_outputs(out_dir, apps, reviewers, sol)
+    loads = write_outputs(out_dir, apps, reviewers, sol, base)
+    if previous is not None:   # the round's assignments plus the new ones
+        (out_dir / files.PANEL_ASSIGNMENTS).rename(out_dir / files.PANEL_ADDED)
+        added = _csv_strings(out_dir / files.PANEL_ADDED)
+        files.write_csv(pl.concat([previous, added], how="diagonal"), out_dir / files.PANEL_ASSIGNMENTS)
     share = loads["load_share"].drop_nulls()
     report["loads"] = {"min": int(loads["assigned"].min() or 0), "max": int(loads["assigned"].max() or 0),
                        "share_min": float(share.min()) if len(share) else None,

@@ -104,7 +104,7 @@ def test_infeasible_names_applications_and_capacity_short(round_dir, tmp_path):
         panel.assign(round_dir, out)
     text = str(err.value)
     assert "cannot give every application 3 reviewers: 180 of 900 reviews cannot be assigned" in text
-    assert "have fewer than 3 non-conflicted expert reviewers" in text and "R1-000001 (1)" in text
+    assert "have fewer non-conflicted expert reviewers than the 3 needed" in text and "R1-000001 (1)" in text
     assert "capacity short by" in text
     short = _csv(out / files.PANEL_SHORTFALL)
     row = short.filter(pl.col("application_id") == "R1-000001").row(0, named=True)
@@ -180,3 +180,36 @@ def test_bad_reviewer_row_stops_with_every_problem_listed(round_dir, tmp_path):
     text = str(err.value)
     assert "reviewers.csv: 4 problem(s)" in text       # REV-001 twice (2 rows), max_load, hidden character
     assert "[max_load]" in text and "[expertise]" in text and "duplicate_id" in text
+
+
+def test_reassign_gives_new_reviewers_on_top_of_the_round_assignments(round_dir, tmp_path):
+    """R1-000017 lost REV-028's review (conflict): it keeps 2 counted reviewers and needs 1 more,
+    never one already assigned to it, who reviewed it, or with a conflict."""
+    (tmp_path / "list.csv").write_text("application_id\nR1-000017\n", encoding="utf-8")
+    before = _csv(round_dir / "assignments.csv")
+    report = panel.assign(round_dir, tmp_path / "out", reassign=tmp_path / "list.csv")
+    assert report["reassign"] == {"applications": 1, "reviews_needed": 1}
+    added = _csv(tmp_path / "out" / files.PANEL_ADDED)
+    assert added["application_id"].to_list() == ["R1-000017"]
+    new = added["reviewer_id"][0]
+    reviews = _csv(round_dir / "reviews.csv").filter(pl.col("application_id") == "R1-000017")
+    assert new not in set(before.filter(pl.col("application_id") == "R1-000017")["reviewer_id"])
+    assert new not in set(reviews["reviewer_id"]) and ("R1-000017", new) not in _conflicted(round_dir)
+    full = _csv(tmp_path / "out" / files.PANEL_ASSIGNMENTS)
+    assert full.height == before.height + 1
+    loads = _csv(tmp_path / "out" / files.PANEL_LOADS).filter(pl.col("reviewer_id") == new).row(0, named=True)
+    assert int(loads["assigned"]) == before.filter(pl.col("reviewer_id") == new).height + 1 <= int(loads["max_load"])
+    assert [p.name for p in (tmp_path / "out" / files.PANEL_WORK_LISTS).iterdir()] == [f"{new}.csv"]
+
+
+def test_reassign_that_cannot_be_done_says_why(round_dir, tmp_path):
+    """R1-000056 (agriculture) kept one counted review; every other agriculture expert is already
+    assigned to it, reviewed it or has a conflict."""
+    out = tmp_path / "out"
+    assert main(["validate", str(round_dir), "--out", str(out / "intake")]) == 0
+    with pytest.raises(RoundError) as err:
+        panel.assign(round_dir, tmp_path / "re", reassign=out / "intake" / files.REASSIGN_CSV)
+    text = str(err.value)
+    assert "cannot give every application the reviewers it needs" not in text   # one application: its need
+    assert "1 of 2 reviews cannot be assigned" in text and "R1-000056 (1)" in text
+    assert "capacity short by 1 review(s)" in text
