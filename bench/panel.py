@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {i + 1}: {runs[-1]['wall_s']:.1f} s, peak RSS {runs[-1]['rss_mb']:.0f} MB", file=sys.stderr)
         same = all((Path(tmp) / f"out{i}" / "assignments.csv").read_bytes()
                    == (Path(tmp) / "out0" / "assignments.csv").read_bytes() for i in range(a.repeats))
+    load_avg = os.getloadavg()[0]
     wall = statistics.median(r["wall_s"] for r in runs)
     solve = statistics.median(r["timings"]["panel_solve"] for r in runs)
     read = statistics.median(r["timings"]["panel_read"] for r in runs)
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         "# Review-panel assignment at scale (bench/panel.py)", "",
         f"Run {date.today().isoformat()} on the 2-core dev machine ({platform.python_implementation()} "
         f"{platform.python_version()}), shared with other jobs. Median of {a.repeats} runs, each in a fresh "
-        f"process; peak RSS is the largest of the runs.", "",
+        f"process; peak RSS is the largest of the runs. Load average at the end: {load_avg:.1f} "
+        f"(2 cores: above 2, other jobs took CPU time from these runs).", "",
         f"Command: `{command}` (round built in {built_s:.0f} s, not timed)", "",
         "| applications | reviewers | k | conflict pairs | groups | arcs | status | gap | reviews | "
         "read+check s | solve s | end-to-end s | peak RSS MB | target ≤ 120 s | same bytes |",
