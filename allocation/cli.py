@@ -24,7 +24,7 @@ from allocation.errors import RoundError
 from allocation.publish import diff, lookup
 from allocation.publish.index import refresh_index
 from allocation.publish.version import publish
-from allocation.rounds import allocate, whatif
+from allocation.rounds import allocate, panel, whatif
 from allocation.rounds.approval import lifecycle_markdown
 from allocation.rounds.lifecycle.refill import run_lifecycle
 
@@ -190,6 +190,17 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_assign(args: argparse.Namespace) -> int:
+    """`voucher assign`: review-panel assignment (allocation.rounds.panel); exit 2 when it cannot be done."""
+    started = time.perf_counter()
+    report = panel.assign(args.round_dir, args.out, reviewers_per_application=args.reviewers_per_application,
+                          reassign=args.reassign)
+    print(text.terminal(panel.panel_markdown(report, Path(args.out))))
+    print(f"Solver: min-cost flow, proven optimal, gap {report['solver']['gap']:g}. "
+          f"Done in {time.perf_counter() - started:.1f} s.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voucher", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -236,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("new", type=Path)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("assign", help="assign reviewers to applications (conflicts, expertise, loads)")
+    p.add_argument("round_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--reviewers-per-application", "-k", type=int,
+                   help="override [panel] reviewers_per_application (default 3)")
+    p.add_argument("--reassign", type=Path, metavar="FILE",
+                   help="only give new reviewers to these applications (e.g. OUT/intake/reassign.csv), "
+                        "on top of the round folder's assignments")
+    p.set_defaults(func=cmd_assign)
 
     for name, about in (("refill", "re-allocate freed awards after acceptances/declines/lapses"),
                        ("appeal", "apply appeal decisions (upheld appeals re-score and re-allocate)")):

@@ -119,6 +119,12 @@ class LifecycleSection(_Section):
     opens: date | None = None
 
 
+class PanelSection(_Section):
+    """Review-panel assignment (`voucher assign`)."""
+
+    reviewers_per_application: Annotated[int, Field(ge=1, le=50)] = 3
+
+
 class RoundConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -128,6 +134,7 @@ class RoundConfig(BaseModel):
     quotas: list[Quota] = Field(default=[], alias="quota")
     solver: SolverSection = SolverSection()
     lifecycle: LifecycleSection = LifecycleSection()
+    panel: PanelSection | None = None   # optional: a round without [panel] is written back without it
 
     @model_validator(mode="after")
     def _names(self) -> "RoundConfig":

@@ -29,12 +29,14 @@ ROUND FOLDER (the officers' input; the input tables are named in ``allocation.sc
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
 from pathlib import Path
 
 import polars as pl
+import xlsxwriter
 
 # --- run folder -----------------------------------------------------------------------
 INTAKE = "intake"
@@ -62,6 +64,19 @@ INTAKE_META = "intake.json"
 RESPONSES = "responses.csv"
 APPEALS = "appeals.csv"
 REPLACEMENT_REVIEWS = "replacement_reviews"   # table stem (.csv, .xlsx or .parquet)
+
+# --- panel folder (``voucher assign ROUND --out OUT``, issue 18) --------------------------
+PANEL_ASSIGNMENTS = "assignments.csv"      # for the review system; copy into the round folder
+PANEL_ADDED = "assignments_added.csv"      # --reassign: the new pairs only (assignments.csv: all)
+PANEL_WORK_LISTS = "work_lists"            # work_lists/<reviewer>.csv, one per reviewer
+PANEL_WORK_LISTS_XLSX = "work_lists.xlsx"  # every reviewer's list in one workbook
+PANEL_LOADS = "reviewer_loads.csv"
+PANEL_REPORT = "panel.json"                # status, optimality, loads, diagnosis, input hashes
+PANEL_ISSUES = "panel_issues.csv"          # applications not assigned (bad rows), per row
+PANEL_SHORTFALL = "shortfall.csv"          # infeasible only: who lacks reviewers, by how much
+PANEL_RELEASE = "release.json"             # written when the approved work lists go out
+# run folder, intake/: applications left below min_reviewers by excluded reviews (re-assign them)
+REASSIGN_CSV = "reassign.csv"
 
 # --- publish root -------------------------------------------------------------------------
 INDEX = "index.json"
@@ -173,6 +188,28 @@ def write_parquet(frame: pl.DataFrame, path: Path) -> None:
     """Parquet (no statistics: the bytes depend on the data only), atomically, 0600."""
     tmp = _tmp(path)
     frame.write_parquet(tmp, statistics=False)
+    _publish(tmp, Path(path))
+
+
+# The XLSX "created" property: fixed, so the same table gives the same bytes.
+XLSX_CREATED = datetime.datetime(2000, 1, 1)
+
+
+def write_xlsx_text(frame: pl.DataFrame, path: Path, *, sheet: str) -> None:
+    """One sheet of text cells (a header row, then every value as a string: never a formula, a
+    number or a link), streamed by xlsxwriter in constant memory, atomically, 0600."""
+    tmp = _tmp(path)
+    book = xlsxwriter.Workbook(str(tmp), {"constant_memory": True, "strings_to_urls": False,
+                                          "strings_to_formulas": False, "strings_to_numbers": False})
+    book.set_properties({"created": XLSX_CREATED})
+    try:
+        ws = book.add_worksheet(sheet)
+        ws.write_row(0, 0, frame.columns)
+        for r, row in enumerate(frame.cast(pl.String).fill_null("").iter_rows(), 1):
+            for c, value in enumerate(row):
+                ws.write_string(r, c, value)
+    finally:
+        book.close()
     _publish(tmp, Path(path))
 
 

@@ -125,6 +125,39 @@ APPEALS = TableSpec(
     key=("application_id",))
 APPEALS_OPTIONAL = ("note", "make_eligible")
 TABLE_EXTENSIONS: tuple[str, ...] = (".csv", ".xlsx", ".parquet")
+
+# Review panel (issue 18): optional tables of the round folder, read by
+# allocation.intake.panel_files. Lists in a cell (expertise, affiliations, topic_tags) are
+# separated by ';'. reviewers: optional columns expertise (topic tags), affiliations (business
+# numbers or company names of the reviewer's employers, current and former). conflicts: each row
+# names the application_id or the business_no (all that company's applications) the reviewer may
+# not review. assignments: who reviews what (written by `voucher assign`); when it is in the round
+# folder, a review by a reviewer not assigned to the application does not count.
+REVIEWERS = TableSpec(
+    stem="reviewers",
+    columns=(ColumnSpec("reviewer_id", ID, max_length=64), ColumnSpec("max_load", INT, min_value=0)),
+    key=("reviewer_id",))
+REVIEWERS_OPTIONAL = ("expertise", "affiliations")
+CONFLICTS = TableSpec(
+    stem="conflicts",
+    columns=(ColumnSpec("reviewer_id", ID, max_length=64), ColumnSpec("conflict_reason", TEXT)),
+    key=("reviewer_id", "application_id", "business_no"))
+CONFLICTS_OPTIONAL = ("application_id", "business_no")   # at least one of them on every row
+ASSIGNMENTS = TableSpec(
+    stem="assignments",
+    columns=(ColumnSpec("application_id", ID), ColumnSpec("reviewer_id", ID, max_length=64)),
+    key=("application_id", "reviewer_id"))
+# `voucher assign --reassign FILE`: the applications to give new reviewers (intake/reassign.csv)
+REASSIGN = TableSpec(stem="reassign", columns=(ColumnSpec("application_id", ID),), key=("application_id",))
+TOPIC_TAGS = "topic_tags"          # optional column of applications
+LIST_SEPARATOR = ";"
+PANEL_TABLES: tuple[TableSpec, ...] = (REVIEWERS, CONFLICTS, ASSIGNMENTS)
+# Review rows intake sets aside when conflicts or assignments are in the round folder (issues of
+# the reviews file; the application stays eligible if enough other reviews remain).
+EXCLUDED_REVIEW_CODES: dict[str, str] = {
+    "conflicted_review": "the reviewer has a conflict of interest with the application",
+    "unassigned_review": "the reviewer was not assigned to the application",
+}
 CONFIG_FILE = "round.toml"
 
 # Typed dtypes after intake (columns that failed to parse are null).

@@ -38,6 +38,7 @@ import polars as pl
 
 from allocation import schema
 from allocation.identifiers import WEIGHTS
+from bench.synthetic_panel import add_panel
 
 # --- Constants -----------------------------------------------------------------
 
@@ -379,11 +380,14 @@ def _scores(rng: np.random.Generator, quality: np.ndarray, reviewers_per_applica
 def build_round(n_applications: int, *, seed: int = 0, bad_rows: bool = False,
                 oversubscription: float = 4.0, reviewers_per_application: int = 3,
                 capacity_factors: tuple[float, ...] | None = None,
-                quota_shares: tuple[float, float] | None = None) -> SyntheticRound:
+                quota_shares: tuple[float, float] | None = None,
+                review_panel: bool = False) -> SyntheticRound:
     """Generate a round in memory (see generate_round).
 
     quota_shares: (non_capital, first_time) min_share of the two quotas; default: non-capital
     5 points above its group's share of the requested cost (binds), first-time well below it.
+    review_panel: also a review panel (bench.synthetic_panel): topic tags, reviewers, conflicts,
+    assignments, reviews by the assigned panel, two deliberate panel defects.
 
     capacity_factors: GPU-hours on offer per type (GPU_TYPES order) relative to what the budget
     would buy of it; default CAPACITY_FACTOR (only H200 scarcer than the money).
@@ -510,6 +514,8 @@ def build_round(n_applications: int, *, seed: int = 0, bad_rows: bool = False,
                             stats=stats)
     if bad_rows:
         _add_bad_rows(result, r_bad, app_company, req_app, width, k, min_reviewers)
+    if review_panel:
+        add_panel(result, seed, k, BadRow)
     return result
 
 
@@ -744,7 +750,7 @@ def write_round(result: SyntheticRound, out_dir: Path | str, *, table_format: st
     for stem, df in result.tables.items():
         path = out / f"{stem}.{table_format}"
         if table_format == "csv":
-            _write_csv(df, path, encodings[stem])
+            _write_csv(df, path, encodings.get(stem, "utf-8"))
         elif table_format == "xlsx":
             _write_xlsx(df, path, stem)
         else:
@@ -768,7 +774,7 @@ def _readme(result: SyntheticRound, table_format: str, encodings: dict[str, str]
     lines += ["| file | data rows | encoding |", "|---|---|---|",
               f"| {schema.CONFIG_FILE} | - | utf-8 |"]
     for stem, df in result.tables.items():
-        enc = encodings[stem] if table_format == "csv" else "-"
+        enc = encodings.get(stem, "utf-8") if table_format == "csv" else "-"
         lines.append(f"| {stem}.{table_format} | {df.height} | {enc} |")
     lines += [
         "",
@@ -806,7 +812,7 @@ def generate_round(out_dir: Path | str, n_applications: int, *, seed: int = 0, b
                    table_format: str = "csv", encoding: str | dict[str, str] = "utf-8",
                    oversubscription: float = 4.0, reviewers_per_application: int = 3,
                    capacity_factors: tuple[float, ...] | None = None,
-                   quota_shares: tuple[float, float] | None = None) -> Path:
+                   quota_shares: tuple[float, float] | None = None, panel: bool = False) -> Path:
     """Write a synthetic round folder and return its path.
 
     encoding: "utf-8" or "cp949" for every csv table, or a dict per table stem, e.g.
@@ -818,14 +824,15 @@ def generate_round(out_dir: Path | str, n_applications: int, *, seed: int = 0, b
     result = build_round(n_applications, seed=seed, bad_rows=bad_rows,
                          oversubscription=oversubscription,
                          reviewers_per_application=reviewers_per_application,
-                         capacity_factors=capacity_factors, quota_shares=quota_shares)
+                         capacity_factors=capacity_factors, quota_shares=quota_shares,
+                         review_panel=panel)
     command = _command(out_dir, n_applications, seed, bad_rows, table_format, encoding,
-                       oversubscription, reviewers_per_application, capacity_factors, quota_shares)
+                       oversubscription, reviewers_per_application, capacity_factors, quota_shares, panel)
     return write_round(result, out_dir, table_format=table_format, encoding=encoding, command=command)
 
 
 def _command(out_dir, n, seed, bad_rows, table_format, encoding, oversubscription, reviewers,
-             capacity_factors=None, quota_shares=None) -> str:
+             capacity_factors=None, quota_shares=None, panel=False) -> str:
     parts = ["python -m bench.synthetic", str(out_dir), f"--applications {n}", f"--seed {seed}"]
     if bad_rows:
         parts.append("--bad-rows")
@@ -844,6 +851,8 @@ def _command(out_dir, n, seed, bad_rows, table_format, encoding, oversubscriptio
         parts.append("--capacity-factors " + ",".join(f"{f:g}" for f in capacity_factors))
     if quota_shares is not None:
         parts.append("--quota-shares " + ",".join(f"{f:g}" for f in quota_shares))
+    if panel:
+        parts.append("--panel")
     return " ".join(parts)
 
 
@@ -880,6 +889,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="min_share of the non_capital and first_time quotas (default: non-capital "
                         "5 points above its group's share of the requested cost, first-time slack); "
                         "higher = tighter quotas")
+    p.add_argument("--panel", action="store_true",
+                   help="also a review panel: topic_tags, reviewers, conflicts, assignments "
+                        "(bench/synthetic_panel.py)")
     return p
 
 
@@ -916,7 +928,7 @@ def main(argv: list[str] | None = None) -> int:
                              table_format=args.table_format, encoding=encoding,
                              oversubscription=args.oversubscription,
                              reviewers_per_application=args.reviewers_per_application,
-                             capacity_factors=factors, quota_shares=shares)
+                             capacity_factors=factors, quota_shares=shares, panel=args.panel)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ import polars as pl
 from allocation import files, schema
 from allocation.config import RoundConfig, load_config
 from allocation.errors import RoundError
+from allocation.intake.panel_files import apply_exclusions, exclude_reviews, write_reassign_list
 from allocation.intake.tables import (ADDED, APP_ID, ISSUES_SCHEMA, SOURCE_ROW, TMP, check_cells,
                                       duplicate_issues, issues_frame, read_table,
                                       rows_without_issues, cell_text, table_path)
@@ -196,12 +197,16 @@ def read_round(round_dir: Path | str, config: RoundConfig | None = None) -> Vali
     reviews, review_issues = _validate_links(
         raw["reviews"], schema.REVIEWS, file_names["reviews"], today, app_index, apps_file,
         [("criterion", "unknown_criterion", weighted, f"{schema.CONFIG_FILE} [scoring.weights]")])
+    # review panel (issue 18): reviews by conflicted or unassigned reviewers do not count
+    reviews, excluded, panel_hashes = exclude_reviews(round_dir, apps, reviews, file_names["reviews"])
+    hashes.update(panel_hashes)
     issues = (pl.concat([
         app_issues, duplicate_ids, request_issues, review_issues,
         _no_request_issues(apps, app_index, requests, apps_file, file_names["requests"]),
         _missing_review_issues(apps, app_index, reviews, config, apps_file, file_names["reviews"]),
     ]).sort("file", "row", "column", "code", "message", nulls_last=False))
-    applications = _ordered(_mark_eligibility(apps, issues, file_names), schema.APPLICATIONS, ADDED)
+    marked, issues = apply_exclusions(_mark_eligibility(apps, issues, file_names), issues, excluded)
+    applications = _ordered(marked, schema.APPLICATIONS, ADDED)
     return ValidatedRound(
         config=config, applications=applications,
         requests=_ordered(requests.drop(_APP), schema.REQUESTS),
@@ -223,6 +228,7 @@ def save_validated(v: ValidatedRound, out_dir: Path) -> None:
     meta = {"input_hashes": v.input_hashes, "files": v.files}
     files.write_text(out_dir / files.INTAKE_META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     files.write_text(out_dir / schema.CONFIG_FILE, config_to_toml(v.config))
+    write_reassign_list(v.applications, v.issues, out_dir)   # review panel: only when reviews were excluded
 
 
 def load_validated(out_dir: Path) -> ValidatedRound:

@@ -3,7 +3,6 @@ written as CSV (UTF-8 with BOM), Parquet, XLSX and HTML."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import polars as pl
@@ -15,8 +14,6 @@ from allocation.publish import report
 
 # Spreadsheet programs run cells starting with these as formulas (CSV/formula injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-# The XLSX "created" property: fixed, so the same award list gives the same bytes.
-XLSX_CREATED = dt.datetime(2000, 1, 1)
 
 
 def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
@@ -87,7 +84,7 @@ def write_xlsx(frame: pl.DataFrame, path: Path) -> None:
     # cells stay text: no live hyperlinks from URL-like names, no formulas from =… cells
     workbook = xlsxwriter.Workbook(str(path), {"strings_to_urls": False, "strings_to_formulas": False,
                                                "strings_to_numbers": False})
-    workbook.set_properties({"created": XLSX_CREATED, "title": "Compute voucher awards"})
+    workbook.set_properties({"created": files.XLSX_CREATED, "title": "Compute voucher awards"})
     try:
         frame.write_excel(workbook, worksheet="awards", autofit=True)
     finally:
