@@ -128,7 +128,7 @@ def cmd_allocate(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    info = publish(args.out_dir, args.publish_root)
+    info = publish(args.out_dir, args.publish_root, allow_empty=args.allow_empty)
     verb = "published" if info["created"] else "already published (nothing changed)"
     console.print(f"Round {info['round_id']} {verb} as v{info['version']}: {info['path']}")
     refresh_index(args.publish_root)
@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("publish", help="publish an allocated round as PUBLISH_ROOT/<round>/v<N>/")
     p.add_argument("out_dir", type=Path, help="output folder of voucher allocate")
     p.add_argument("--publish-root", type=Path, required=True)
+    p.add_argument("--allow-empty", action="store_true",
+                   help="publish even if the result funds nobody (refused otherwise)")
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("lookup", help="an applicant's outcome from a published round (needs their code)")

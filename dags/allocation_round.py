@@ -38,11 +38,13 @@ TRANSIENT = {"retries": 2, "retry_exponential_backoff": 2.0, "max_retry_delay": 
         "round": Param("sample", type="string", title="Round", pattern=r"^(/.+|[A-Za-z0-9][A-Za-z0-9._-]*)$",
                        examples=vc.available_rounds() or ["sample"],
                        description=f"Folder name under {vc.rounds_root()} (or an absolute path inside it)"),
-        "budget_krw_override": Param(None, type=["null", "integer"], minimum=0, title="Budget override (KRW)",
-                                     description="Empty: the budget in round.toml"),
+        "budget_krw_override": Param(None, type=["null", "integer"], minimum=1, title="Budget override (KRW)",
+                                     description="Empty: the budget in round.toml (at least 1 KRW)"),
         "time_limit_s": Param(60, type="number", minimum=1, maximum=3600, title="Solver time limit (s)"),
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Stop after allocate: no approval, nothing published"),
+        "allow_empty": Param(False, type="boolean", title="Allow publishing an empty result",
+                             description="Publish even if the result funds nobody (refused otherwise)"),
     },
 )
 def allocation_round():
@@ -82,7 +84,7 @@ def allocation_round():
         out = Path(s["out_dir"])
         report = stages.allocate(out)
         vc.log_quality(out, "allocate")
-        md = approval_markdown(report, out)
+        md = approval_markdown(report, out, previous=vc.previous_summary(report["round_id"]))
         log.info("ALLOCATION SUMMARY\n%s", md)
         keep = ("funded", "awarded_krw", "budget_used_share", "gpu_utilisation", "by_status")
         return {"out_dir": str(out), "round_id": report["round_id"], "status": report["status"],
@@ -105,10 +107,15 @@ def allocation_round():
 
     @task(outlets=[PUBLISHED])
     def publish(a: dict, outlet_events=None, **context) -> dict:
+        from allocation.errors import RoundError
         from allocation.publish.version import publish as publish_round
         actor = vc.audit_actor(context)  # who triggered and approved, for the audit trail
         log.info("approval: %s", actor)
-        result = publish_round(Path(a["out_dir"]), vc.publish_root(), actor=actor)
+        try:
+            result = publish_round(Path(a["out_dir"]), vc.publish_root(), actor=actor,
+                                   allow_empty=bool(context["params"].get("allow_empty")))
+        except RoundError as exc:   # e.g. an empty result without allow_empty: final, not transient
+            raise AirflowFailException(str(exc)) from None
         log.info("PUBLISHED round %s version v%s at %s", result["round_id"], result["version"], result["path"])
         outlet_events[PUBLISHED].extra = {k: result[k] for k in ("round_id", "version", "path")}
         return result

@@ -48,6 +48,8 @@ def _fail(out: Path, exc: Exception, what: str):
         "as_of": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$", title="As of (date)",
                        description="Evaluate acceptances and lapses as of this date (YYYY-MM-DD); empty: today"),
         "time_limit_s": Param(60, type="number", minimum=1, maximum=3600, title="Solver time limit (s)"),
+        "allow_empty": Param(False, type="boolean", title="Allow publishing an empty result",
+                             description="Publish even if the result funds nobody (refused otherwise)"),
     },
 )
 def round_refill():
@@ -117,7 +119,8 @@ def round_refill():
         actor = vc.audit_actor(context)
         log.info("approval: %s", actor)
         try:
-            result = publish_round(Path(a["out_dir"]), vc.publish_root(), actor=actor)
+            result = publish_round(Path(a["out_dir"]), vc.publish_root(), actor=actor,
+                                   allow_empty=bool(context["params"].get("allow_empty")))
         except RoundError as exc:   # another version appeared meanwhile: final, not transient
             raise AirflowFailException(str(exc)) from None
         log.info("PUBLISHED round %s version v%s at %s", result["round_id"], result["version"], result["path"])

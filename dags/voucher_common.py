@@ -180,6 +180,18 @@ def latest_published_version(round_id: str) -> Path | None:
     return files.latest_version_dir(publish_root() / round_id)
 
 
+def previous_summary(round_id: str) -> dict | None:
+    """The latest published version's funded count and awarded KRW (None: nothing published),
+    for the approval text's "far less than the previous version" warning."""
+    from allocation import files
+    latest = latest_published_version(round_id)
+    if latest is None:
+        return None
+    manifest = files.read_json(latest / files.MANIFEST)
+    summary = (manifest.get("solver_report") or {}).get("summary") or {}
+    return {"label": latest.name, "funded": summary.get("funded"), "awarded_krw": summary.get("awarded_krw")}
+
+
 def plain_file_name(value: str | None) -> str | None:
     """An officer file name inside the round folder ('' / None: not given); no paths."""
     value = (value or "").strip()

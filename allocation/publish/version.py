@@ -123,7 +123,7 @@ def _remove_stale(round_root: Path) -> None:
 
 
 def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None = None,
-            actor: dict | None = None) -> dict:
+            actor: dict | None = None, allow_empty: bool = False) -> dict:
     """Publish the allocation in out_dir; returns {"round_id", "version", "path", "created"}.
 
     lookup_iterations: PBKDF2 iterations for the lookup files (default
@@ -131,6 +131,7 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
     actor: who triggered and approved this publication, for the audit trail
     ({"via", "triggered_by", "approved_by", ...}; default: the Airflow user when called inside
     an Airflow task, else "cli" — see allocation.audit).
+    allow_empty: publish a result that funds nobody (refused otherwise: RoundError).
 
     Every new version is appended to the round's audit trail (allocation.audit). A lifecycle
     result (allocation.lifecycle: refill or appeal) is published with ``changes.json`` and
@@ -142,6 +143,11 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
         raise ValueError(f"lookup_iterations must be at least {lookup.MIN_ITERATIONS:,}")
     report_json = json.loads((out_dir / files.SOLUTION).read_text(encoding="utf-8"))
     round_id = report_json["round_id"]
+    if not int((report_json.get("summary") or {}).get("funded") or 0) and not allow_empty:
+        raise RoundError(f"round {round_id}: this result funds nobody (0 awards). Publishing it tells "
+                         f"every applicant they were not funded; if that is really intended, publish "
+                         f"with allow_empty (voucher publish --allow-empty, DAG param allow_empty). "
+                         f"Nothing was published.")
     round_root = publish_root / round_id
     round_root.mkdir(parents=True, exist_ok=True)
     fingerprint = result_fingerprint(out_dir)

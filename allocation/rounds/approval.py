@@ -22,11 +22,42 @@ def _krw(x) -> str:
     return "n/a" if x is None else f"₩{int(x):,}"
 
 
-def approval_markdown(report: dict, out_dir: Path) -> str:
-    """What the approving officer sees in the Required Actions page."""
+# A result funding less than this share of the previous version (funded count or awarded KRW)
+# is flagged at the top of the approval text.
+FAR_LESS = 0.5
+
+
+def degenerate_warnings(summary: dict, previous: dict | None = None) -> list[str]:
+    """Loud warnings for a result nobody should approve by accident: it funds nothing, or far
+    less than the previous version (previous: {"label", "funded", "awarded_krw"})."""
+    found = []
+    funded = int(summary.get("funded") or 0)
+    if funded == 0:
+        found.append("THIS RESULT FUNDS NOBODY: 0 applications are awarded. Publishing it tells every "
+                     "applicant they were not funded. It is refused unless publishing an empty result "
+                     "is explicitly allowed (DAG param allow_empty / voucher publish --allow-empty).")
+    if previous:
+        for key, what in (("funded", "funded applications"), ("awarded_krw", "awarded KRW")):
+            before, now = previous.get(key), summary.get(key)
+            if before and now is not None and now < FAR_LESS * before:
+                found.append(f"FAR LESS THAN THE PREVIOUS VERSION ({previous.get('label', 'previous')}): "
+                             f"{what} {now:,} against {before:,} before.")
+    return found
+
+
+def warning_banner(warnings: list[str]) -> list[str]:
+    """The warnings as the first lines of an approval text (empty list: none)."""
+    if not warnings:
+        return []
+    return [f"> ## ⚠⚠ WARNING: {w}" for w in warnings] + [""]
+
+
+def approval_markdown(report: dict, out_dir: Path, previous: dict | None = None) -> str:
+    """What the approving officer sees in the Required Actions page; warnings about a degenerate
+    result (funds nobody, far less than previous) come first."""
     s = report.get("summary", {})
     gap = report.get("gap")
-    lines = [
+    lines = warning_banner(degenerate_warnings(s, previous)) + [
         f"### Round {report.get('round_id')}: allocation ready for approval",
         "",
         "| | |", "|---|---|",
@@ -59,7 +90,10 @@ def lifecycle_markdown(report: dict, out_dir: Path) -> str:
     text = (Path(out_dir) / files.LIFECYCLE_REPORT).read_text(encoding="utf-8")
     lc = report["lifecycle"]
     s = report["summary"]
-    head = [f"### Round {report['round_id']}: {lc['kind']} as of {lc['as_of']} ready for approval", "",
+    state_path = Path(out_dir) / files.LIFECYCLE_STATE
+    before = files.read_json(state_path).get("previous", {}) if state_path.is_file() else {}
+    head = warning_banner(degenerate_warnings(s, {"label": before.get("label"),
+                                                  "funded": before.get("awardees")})) + [f"### Round {report['round_id']}: {lc['kind']} as of {lc['as_of']} ready for approval", "",
             f"- released {lc['released']} award(s) ({_krw(lc['released_krw'])}), added {lc['gained']} "
             f"({_krw(lc['gained_krw'])}); appeals upheld {lc['appeals']['upheld']}, rejected "
             f"{lc['appeals']['rejected']}",

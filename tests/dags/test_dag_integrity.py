@@ -66,11 +66,12 @@ def test_every_task_has_owner_retries_and_failure_notice(dagbag):
 def test_params_are_typed_form_fields(dagbag):
     params = dagbag.dags["allocation_round"].params
     schemas = {k: params.get_param(k).schema for k in params}
-    assert set(schemas) == {"round", "budget_krw_override", "time_limit_s", "dry_run"}
+    assert set(schemas) == {"round", "budget_krw_override", "time_limit_s", "dry_run", "allow_empty"}
     assert all("type" in s and "title" in s for s in schemas.values())
     assert schemas["round"]["type"] == "string" and "sample" in schemas["round"]["examples"]
     assert schemas["budget_krw_override"]["type"] == ["null", "integer"]
-    assert schemas["budget_krw_override"]["minimum"] == 0
+    assert schemas["budget_krw_override"]["minimum"] == 1   # a budget of 0 funds nobody
+    assert schemas["allow_empty"]["type"] == "boolean" and params["allow_empty"] is False
     assert (schemas["time_limit_s"]["minimum"], schemas["time_limit_s"]["maximum"]) == (1, 3600)
     assert schemas["dry_run"]["type"] == "boolean"
     assert params["round"] == "sample" and params["time_limit_s"] == 60 and params["dry_run"] is False
@@ -87,7 +88,7 @@ def test_params_reject_bad_values(dagbag):
         return p.validate()
 
     assert with_conf({"round": "/abs/path", "budget_krw_override": 10})["budget_krw_override"] == 10
-    for bad in ({"time_limit_s": 0}, {"time_limit_s": 4000}, {"budget_krw_override": -1},
+    for bad in ({"time_limit_s": 0}, {"time_limit_s": 4000}, {"budget_krw_override": -1}, {"budget_krw_override": 0},
                 {"budget_krw_override": "lots"}, {"round": "../etc"}, {"dry_run": "yes"}):
         with pytest.raises(ParamValidationError):
             with_conf(bad)
