@@ -28,6 +28,7 @@ load_env() {
     AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$AIRFLOW_HOME/secrets/jwt_secret")"
     AIRFLOW__API__SECRET_KEY="$(cat "$AIRFLOW_HOME/secrets/api_secret_key")"
     export AIRFLOW__CORE__FERNET_KEY AIRFLOW__API_AUTH__JWT_SECRET AIRFLOW__API__SECRET_KEY
+    export VOUCHER_SIGNING_KEY="${VOUCHER_SIGNING_KEY:-$AIRFLOW_HOME/secrets/signing_key.pem}"   # signs manifests
     export VOUCHER_RUNS_ROOT="${VOUCHER_RUNS_ROOT:-$AIRFLOW_HOME/runs}"
     export VOUCHER_PUBLISH_ROOT="${VOUCHER_PUBLISH_ROOT:-$AIRFLOW_HOME/published}"
 }
