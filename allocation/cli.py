@@ -131,8 +131,11 @@ def cmd_allocate(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     info = publish(args.out_dir, args.publish_root, allow_empty=args.allow_empty,
                    signing_key=args.signing_key)
-    verb = "published" if info["created"] else "already published (nothing changed)"
-    console.print(f"Round {info['round_id']} {verb} as v{info['version']}: {info['path']}")
+    if info["created"]:
+        console.print(f"Round {info['round_id']} published as v{info['version']}: {info['path']}")
+    else:
+        console.print(f"Round {info['round_id']} unchanged: v{info['version']} kept ({info['path']}); "
+                      f"the approval is recorded in the audit trail")
     refresh_index(args.publish_root)
     console.print(f"Index of published rounds: {Path(args.publish_root) / files.INDEX}")
     return 0

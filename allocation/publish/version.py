@@ -127,7 +127,7 @@ def _remove_stale(round_root: Path) -> None:
 
 def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None = None,
             actor: dict | None = None, allow_empty: bool = False,
-            signing_key: Path | str | None = None) -> dict:
+            signing_key: Path | str | None = None, demo: bool = False) -> dict:
     """Publish the allocation in out_dir; returns {"round_id", "version", "path", "created"}.
 
     lookup_iterations: PBKDF2 iterations for the lookup files (default
@@ -138,6 +138,10 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
     allow_empty: publish a result that funds nobody (refused otherwise: RoundError).
     signing_key: the Ed25519 private key file (default $VOUCHER_SIGNING_KEY; none: RoundError).
     manifest.json is signed (manifest.sig); the public key is PUBLISH_ROOT/<round>/signing_key.pub.
+    demo: a demonstration (``./run demo``): every page carries a DEMO banner and the manifest says
+    ``"demo": true``; refused into a publish root that holds official (non-demo) versions.
+    An unchanged result publishes nothing ("created": False, the latest version kept) but its
+    approval is still appended to the audit trail (kind "unchanged").
 
     Every new version is appended to the round's audit trail (allocation.audit). A lifecycle
     result (allocation.lifecycle: refill or appeal) is published with ``changes.json`` and
@@ -165,9 +169,19 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
         if versions:
             latest = round_root / files.version_name(versions[-1])
             manifest = json.loads((latest / files.MANIFEST).read_text(encoding="utf-8"))
+            if bool(manifest.get("demo")) != demo:
+                raise RoundError(f"{round_root} holds {'demo' if manifest.get('demo') else 'official'} versions; "
+                                 f"a {'demo' if demo else 'official'} result is never published next to "
+                                 f"them. Nothing was published.")
             if manifest.get("result_fingerprint") == fingerprint:
+                # nothing new to publish; the approval of this unchanged result is still recorded
+                stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+                entry = _audit_entry(out_dir, report_json, versions[-1], stamp,
+                                     _lifecycle_public(out_dir), actor)
+                entry.update(kind="unchanged", note=f"unchanged: v{versions[-1]} kept")
+                audit.append(publish_root, round_id, entry)
                 return {"round_id": round_id, "version": versions[-1], "path": str(latest),
-                        "created": False}
+                        "created": False, "message": f"unchanged: v{versions[-1]} kept"}
         version = (versions[-1] + 1) if versions else 1
         # --- lifecycle and audit (allocation.lifecycle / allocation.audit) ---
         lifecycle_public = _lifecycle_public(out_dir)
@@ -196,6 +210,8 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                                     timeline, changes)
             if changes is not None:
                 write_changes(tmp, changes)
+            if demo:
+                _mark_demo(tmp)
             line = audit.prepare_line(publish_root, round_id, entry)   # the chain checked
             file_hashes = {rel_name(p, tmp): sha256_file(p) for p in tree_files(tmp)}
             manifest = {"round_id": round_id, "version": version, "files": file_hashes,
@@ -209,6 +225,8 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                         "audit": {"trail": audit.audit_path(publish_root, round_id).name,
                                   "line_sha256": audit.line_hash(line)},
                         "signing_key_sha256": signing.key_id(key)}
+            if demo:
+                manifest["demo"] = True
             if lifecycle_public is not None:
                 manifest["lifecycle"] = lifecycle_public
             manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False)
@@ -235,7 +253,22 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-    return {"round_id": round_id, "version": version, "path": str(target), "created": True}
+    return {"round_id": round_id, "version": version, "path": str(target), "created": True,
+            "message": f"published v{version}" + (" (DEMO)" if demo else "")}
+
+
+DEMO_BANNER = ('<p class="demo" role="alert"><strong>DEMO</strong> — 시연용 결과입니다. 공식 발표가 아닙니다. '
+               '<span class="en">Demonstration only: not an official result of this round.</span></p>')
+
+
+def _mark_demo(folder: Path) -> None:
+    """A DEMO banner at the top of every page of a demo version."""
+    for page in sorted(folder.rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        marked = text.replace("<body>", "<body>\n" + DEMO_BANNER, 1)
+        if marked == text:
+            marked = DEMO_BANNER + "\n" + text
+        page.write_text(marked, encoding="utf-8")
 
 
 def _check_public_key(round_root: Path, key) -> None:

@@ -169,3 +169,32 @@ def test_publishing_needs_a_signing_key_outside_the_publish_root(allocated, tmp_
     loose.chmod(0o644)
     with pytest.raises(RoundError, match="readable by others"):
         publish(allocated[1], tmp_path / "pub", lookup_iterations=ITER, signing_key=loose)
+
+
+def test_unchanged_publish_keeps_the_version_and_records_the_approval(published, allocated):
+    again = publish(allocated[1], published.parent, lookup_iterations=ITER,
+                    actor={"via": "airflow", "triggered_by": "kim", "approved_by": "lee (Approve)"})
+    assert not again["created"] and again["version"] == 1 and again["message"] == "unchanged: v1 kept"
+    trail = audit.read(published.parent, ROUND_ID)
+    assert [(e["version"], e["kind"]) for e in trail] == [(1, "allocation"), (1, "unchanged")]
+    assert trail[1]["approved_by"] == "lee (Approve)" and trail[1]["note"] == "unchanged: v1 kept"
+    assert verify_round(published)["ok"]
+    cli = voucher("publish", allocated[1], "--publish-root", published.parent)
+    assert cli.returncode == 0 and "unchanged: v1 kept" in cli.stdout, cli.stderr
+
+
+def test_demo_versions_are_marked_and_never_mix_with_official_ones(allocated, tmp_path):
+    demo = publish(allocated[1], tmp_path / "demo", lookup_iterations=ITER, demo=True)
+    version = Path(demo["path"])
+    pages = sorted(version.rglob("*.html"))
+    assert len(pages) >= 3
+    for page in pages:
+        assert "<strong>DEMO</strong>" in page.read_text(encoding="utf-8"), page.name
+    assert json.loads((version / files.MANIFEST).read_text())["demo"] is True
+    assert verify_round(version.parent)["ok"]
+    with pytest.raises(RoundError, match="holds demo versions"):
+        publish(allocated[1], tmp_path / "demo", lookup_iterations=ITER)
+    official = publish(allocated[1], tmp_path / "official", lookup_iterations=ITER)
+    assert "DEMO" not in (Path(official["path"]) / files.REPORT_HTML).read_text(encoding="utf-8")
+    with pytest.raises(RoundError, match="holds official versions"):
+        publish(allocated[1], tmp_path / "official", lookup_iterations=ITER, demo=True)
