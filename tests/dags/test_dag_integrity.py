@@ -129,6 +129,6 @@ def test_airflow_cfg_is_portable_and_holds_no_secret():
     assert cfg["core"]["load_examples"] == "False" and cfg["core"]["executor"] == "LocalExecutor"
     assert "$AIRFLOW_HOME" in cfg["database"]["sql_alchemy_conn"]
     users = dict(u.split(":") for u in cfg["core"]["simple_auth_manager_users"].split(","))
-    assert users == {"officer": "user", "operator": "op", "admin": "admin"}
+    assert users == {"officer": "user", "approver": "user", "operator": "op", "admin": "admin"}
     for section, key in (("core", "fernet_key"), ("api_auth", "jwt_secret"), ("api", "secret_key")):
         assert not cfg.has_option(section, key)
