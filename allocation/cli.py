@@ -21,8 +21,9 @@ from rich.table import Table
 from allocation import files, intake, text
 from allocation.config import load_config
 from allocation.errors import RoundError
-from allocation.publish import diff, lookup
+from allocation.publish import diff, lookup, signing
 from allocation.publish.index import refresh_index
+from allocation.publish.verify import verify_round
 from allocation.publish.version import publish
 from allocation.rounds import allocate, panel, whatif
 from allocation.rounds.approval import lifecycle_markdown
@@ -135,11 +136,39 @@ def cmd_allocate(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    info = publish(args.out_dir, args.publish_root)
-    verb = "published" if info["created"] else "already published (nothing changed)"
-    console.print(f"Round {info['round_id']} {verb} as v{info['version']}: {info['path']}")
+    info = publish(args.out_dir, args.publish_root, allow_empty=args.allow_empty,
+                   signing_key=args.signing_key)
+    if info["created"]:
+        console.print(f"Round {info['round_id']} published as v{info['version']}: {info['path']}")
+    else:
+        console.print(f"Round {info['round_id']} unchanged: v{info['version']} kept ({info['path']}); "
+                      f"the approval is recorded in the audit trail")
     refresh_index(args.publish_root)
     console.print(f"Index of published rounds: {Path(args.publish_root) / files.INDEX}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 0: every version's signature, files and the audit chain are intact; 1: the first
+    break is named; 2: nothing to verify."""
+    result = verify_round(args.round_root, args.public_key)
+    console.print(f"public key {result['public_key']} (sha256 {result['key_sha256']})")
+    if result["ok"]:
+        console.print(f"intact: v{result['versions'][0]}..v{result['versions'][-1]} signed and "
+                      f"unchanged; audit trail of {result['audit_lines']} line(s) chained")
+        return 0
+    err.print(f"BROKEN: {result['problems'][0]}", soft_wrap=True)
+    for problem in result["problems"][1:]:
+        err.print(f"  also: {problem}", soft_wrap=True)
+    return 1
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    if args.path.exists():
+        raise RoundError(f"{args.path} exists; not overwritten")
+    key = signing.load_private_key(signing.generate_key(args.path))
+    console.print(f"signing key written to {args.path} (mode 600; keep it outside the publish root); "
+                  f"public key sha256 {signing.key_id(key)}")
     return 0
 
 
@@ -232,7 +261,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("publish", help="publish an allocated round as PUBLISH_ROOT/<round>/v<N>/")
     p.add_argument("out_dir", type=Path, help="output folder of voucher allocate")
     p.add_argument("--publish-root", type=Path, required=True)
+    p.add_argument("--allow-empty", action="store_true",
+                   help="publish even if the result funds nobody (refused otherwise)")
+    p.add_argument("--signing-key", type=Path,
+                   help=f"Ed25519 private key (PEM) that signs the manifest (default ${signing.KEY_ENV})")
     p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("verify", help="check a published round: signatures, files and audit chain")
+    p.add_argument("round_root", type=Path, help="PUBLISH_ROOT/<round_id>")
+    p.add_argument("--public-key", type=Path,
+                   help="the programme's public key (default: the round's signing_key.pub)")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("keygen", help="generate an Ed25519 signing key (mode 600) for publishing")
+    p.add_argument("path", type=Path)
+    p.set_defaults(func=cmd_keygen)
 
     p = sub.add_parser("lookup", help="an applicant's outcome from a published round (needs their code)")
     p.add_argument("application_id")

@@ -22,7 +22,7 @@ class _Section(BaseModel):
 class RoundSection(_Section):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)]
     name: str = ""
-    budget_krw: Annotated[int, Field(ge=0, strict=True)]
+    budget_krw: Annotated[int, Field(ge=1, strict=True)]   # 0 would fund nobody
     copay_share: Annotated[float, Field(ge=0, lt=1)]
 
 
@@ -166,6 +166,10 @@ class RoundConfig(BaseModel):
                        time_limit_s: float | None = None) -> "RoundConfig":
         """The same policy with an officer's run-time overrides applied."""
         data = self.model_dump(by_alias=True)
+        if budget_krw is not None and (isinstance(budget_krw, bool) or not isinstance(budget_krw, int)
+                                       or budget_krw < 1):
+            raise RoundError(f"budget override {budget_krw!r}: the budget must be a whole number of "
+                             f"KRW of at least 1 (a budget of 0 would fund nobody)")
         if budget_krw is not None:
             data["round"]["budget_krw"] = budget_krw
         if time_limit_s is not None:

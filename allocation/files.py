@@ -12,6 +12,7 @@ RUN FOLDER (``voucher allocate --out OUT``, one DAG run's ``RUNS_ROOT/<round>/<r
   quality.json             data-quality numbers
   timings.json             wall-clock seconds (the only file that differs between identical runs)
   validation_error.txt     why the round could not run (DAG runs only)
+  approval.md, approval_request.json, approval.json   the approval bound to this result (DAG runs only)
   lifecycle.json, lifecycle_public.json, changes.csv/.parquet, lifecycle_report.md,
   previous_outcomes.parquet                       refills and appeals only
 
@@ -20,7 +21,8 @@ PUBLISH ROOT (``voucher publish --publish-root ROOT``)::
   index.json                       every round and its latest version
   <round_id>.audit.jsonl           the round's audit trail
   .<round_id>.publish.lock         one publisher per round at a time
-  <round_id>/v<N>/                 one immutable version (VERSION_FILES below)
+  <round_id>/signing_key.pub       public key of the round's manifest signatures
+  <round_id>/v<N>/                 one immutable version (manifest.json signed by manifest.sig)
 
 ROUND FOLDER (the officers' input; the input tables are named in ``allocation.schema``)::
 
@@ -54,6 +56,9 @@ LIFECYCLE_PUBLIC = "lifecycle_public.json"
 CHANGES = "changes"               # table stem (officers only: every applicant before and after)
 LIFECYCLE_REPORT = "lifecycle_report.md"
 PREVIOUS_OUTCOMES = "previous_outcomes.parquet"
+APPROVAL_TEXT = "approval.md"              # what the approver reads (DAG runs), fingerprint first
+APPROVAL_REQUEST = "approval_request.json"  # the approve task's request: its task instance, the fingerprint shown
+APPROVAL_RECORD = "approval.json"           # the response Airflow recorded for that request (Approve/Reject, who, when)
 
 # --- run folder: intake/ ----------------------------------------------------------------
 INTAKE_TABLES = ("applications", "requests", "reviews", "capacity")   # <stem>.parquet
@@ -82,9 +87,11 @@ REASSIGN_CSV = "reassign.csv"
 INDEX = "index.json"
 AUDIT_SUFFIX = ".audit.jsonl"
 PUBLISH_LOCK = ".{round_id}.publish.lock"
+SIGNING_KEY_PUB = "signing_key.pub"   # PUBLISH_ROOT/<round_id>/signing_key.pub: the key that signs its versions
 
 # --- one published version: PUBLISH_ROOT/<round_id>/v<N>/ ------------------------------
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"        # raw Ed25519 signature of manifest.json's bytes (allocation.publish.signing)
 AWARDS_PUBLIC = "awards_public"   # .csv, .xlsx, .parquet, .html
 AWARDS_PUBLIC_PARQUET = f"{AWARDS_PUBLIC}.parquet"
 AWARDS_PUBLIC_CSV = f"{AWARDS_PUBLIC}.csv"

@@ -11,11 +11,11 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DeadlineAlert, DeadlineReference, Param, SyncCallback, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 import voucher_common as vc
+from voucher_approval import BoundApproval, approved_actor
 
 log = logging.getLogger("voucher.allocation_round")
 PUBLISHED = vc.published_asset()
@@ -38,11 +38,13 @@ TRANSIENT = {"retries": 2, "retry_exponential_backoff": 2.0, "max_retry_delay": 
         "round": Param("sample", type="string", title="Round", pattern=r"^(/.+|[A-Za-z0-9][A-Za-z0-9._-]*)$",
                        examples=vc.available_rounds() or ["sample"],
                        description=f"Folder name under {vc.rounds_root()} (or an absolute path inside it)"),
-        "budget_krw_override": Param(None, type=["null", "integer"], minimum=0, title="Budget override (KRW)",
-                                     description="Empty: the budget in round.toml"),
+        "budget_krw_override": Param(None, type=["null", "integer"], minimum=1, title="Budget override (KRW)",
+                                     description="Empty: the budget in round.toml (at least 1 KRW)"),
         "time_limit_s": Param(60, type="number", minimum=1, maximum=3600, title="Solver time limit (s)"),
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Stop after allocate: no approval, nothing published"),
+        "allow_empty": Param(False, type="boolean", title="Allow publishing an empty result",
+                             description="Publish even if the result funds nobody (refused otherwise)"),
     },
 )
 def allocation_round():
@@ -77,12 +79,14 @@ def allocation_round():
 
     @task(pool=os.environ.get("VOUCHER_SOLVER_POOL") or "default_pool")  # production: one solver per worker
     def allocate(s: dict) -> dict:
+        from allocation import files
         from allocation.rounds import allocate as stages
         from allocation.rounds.approval import approval_markdown
         out = Path(s["out_dir"])
         report = stages.allocate(out)
         vc.log_quality(out, "allocate")
-        md = approval_markdown(report, out)
+        md = approval_markdown(report, out, previous=vc.previous_summary(report["round_id"]))
+        files.write_text(out / files.APPROVAL_TEXT, md)   # what approve shows (never taken from XCom)
         log.info("ALLOCATION SUMMARY\n%s", md)
         keep = ("funded", "awarded_krw", "budget_used_share", "gpu_utilisation", "by_status")
         return {"out_dir": str(out), "round_id": report["round_id"], "status": report["status"],
@@ -95,27 +99,36 @@ def allocation_round():
             log.info("dry run: stopping after allocate; nothing will be published")
         return not params["dry_run"]
 
-    approve = ApprovalOperator(
-        task_id="approve", retries=0,
-        subject="Publish voucher round {{ ti.xcom_pull(task_ids='allocate')['round_id'] }}?",
-        body="{{ ti.xcom_pull(task_ids='allocate')['summary_md'] }}",
+    # subject and body come from the run folder, led by the result's fingerprint (voucher_approval)
+    approve = BoundApproval(
+        task_id="approve", retries=0, what="allocation",
         defaults="Reject",  # no answer within the timeout = nothing published
         response_timeout=timedelta(hours=float(os.environ.get("VOUCHER_APPROVAL_TIMEOUT_HOURS", 72))),
     )
 
     @task(outlets=[PUBLISHED])
-    def publish(a: dict, outlet_events=None, **context) -> dict:
+    def publish(outlet_events=None, **context) -> dict:
+        from allocation.errors import RoundError
         from allocation.publish.version import publish as publish_round
-        actor = vc.audit_actor(context)  # who triggered and approved, for the audit trail
+        # the run folder from this run's own id; a recorded Approve of exactly this result, by
+        # someone other than the trigger (voucher_approval); never XCom
+        out, actor = approved_actor(context)
         log.info("approval: %s", actor)
-        result = publish_round(Path(a["out_dir"]), vc.publish_root(), actor=actor)
-        log.info("PUBLISHED round %s version v%s at %s", result["round_id"], result["version"], result["path"])
+        try:
+            result = publish_round(out, vc.publish_root(), actor=actor,
+                                   allow_empty=bool(context["params"].get("allow_empty")), demo=vc.is_demo())
+        except RoundError as exc:   # e.g. an empty result without allow_empty: final, not transient
+            raise AirflowFailException(str(exc)) from None
+        if result["created"]:
+            log.info("PUBLISHED round %s version v%s at %s", result["round_id"], result["version"], result["path"])
+        else:   # nothing new; the approval is still in the audit trail
+            log.info("round %s %s (%s)", result["round_id"], result["message"], result["path"])
         outlet_events[PUBLISHED].extra = {k: result[k] for k in ("round_id", "version", "path")}
         return result
 
     allocated = allocate(score(validate()))
     allocated >> needs_approval() >> approve
-    approve >> publish(allocated)
+    approve >> publish()
 
 
 allocation_round()

@@ -13,11 +13,11 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 import voucher_common as vc
+from voucher_approval import BoundApproval, approved_actor
 
 log = logging.getLogger("voucher.round_refill")
 PUBLISHED = vc.published_asset()
@@ -48,6 +48,8 @@ def _fail(out: Path, exc: Exception, what: str):
         "as_of": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$", title="As of (date)",
                        description="Evaluate acceptances and lapses as of this date (YYYY-MM-DD); empty: today"),
         "time_limit_s": Param(60, type="number", minimum=1, maximum=3600, title="Solver time limit (s)"),
+        "allow_empty": Param(False, type="boolean", title="Allow publishing an empty result",
+                             description="Publish even if the result funds nobody (refused otherwise)"),
     },
 )
 def round_refill():
@@ -86,6 +88,7 @@ def round_refill():
 
     @task(retries=0, pool=os.environ.get("VOUCHER_SOLVER_POOL") or "default_pool")
     def allocate(s: dict) -> dict:
+        from allocation import files
         from allocation.errors import RoundError
         from allocation.rounds.approval import lifecycle_markdown
         from allocation.rounds.lifecycle import refill
@@ -96,36 +99,39 @@ def round_refill():
             raise _fail(out, exc, "REFILL CANNOT RUN") from None
         vc.log_quality(out, "allocate")
         md = lifecycle_markdown(report, out)
+        files.write_text(out / files.APPROVAL_TEXT, md)   # what approve shows (never taken from XCom)
         log.info("REFILL SUMMARY\n%s", md)
         return {"out_dir": str(out), "round_id": report["round_id"], "status": report["status"],
                 "kind": report["lifecycle"]["kind"], "gained": report["lifecycle"]["gained"],
                 "released": report["lifecycle"]["released"], "summary_md": md}
 
-    approve = ApprovalOperator(
-        task_id="approve", retries=0,
-        subject="Publish the {{ ti.xcom_pull(task_ids='allocate')['kind'] }} of voucher round "
-                "{{ ti.xcom_pull(task_ids='allocate')['round_id'] }}?",
-        body="{{ ti.xcom_pull(task_ids='allocate')['summary_md'] }}",
+    # subject and body come from the run folder, led by the result's fingerprint (voucher_approval)
+    approve = BoundApproval(
+        task_id="approve", retries=0, what="refill or appeal",
         defaults="Reject",  # no answer within the timeout = nothing published
         response_timeout=timedelta(hours=float(os.environ.get("VOUCHER_APPROVAL_TIMEOUT_HOURS", 72))),
     )
 
     @task(outlets=[PUBLISHED])
-    def publish(a: dict, outlet_events=None, **context) -> dict:
+    def publish(outlet_events=None, **context) -> dict:
         from allocation.errors import RoundError
         from allocation.publish.version import publish as publish_round
-        actor = vc.audit_actor(context)
+        out, actor = approved_actor(context)   # run folder from the run id; recorded Approve (voucher_approval)
         log.info("approval: %s", actor)
         try:
-            result = publish_round(Path(a["out_dir"]), vc.publish_root(), actor=actor)
+            result = publish_round(out, vc.publish_root(), actor=actor,
+                                   allow_empty=bool(context["params"].get("allow_empty")), demo=vc.is_demo())
         except RoundError as exc:   # another version appeared meanwhile: final, not transient
             raise AirflowFailException(str(exc)) from None
-        log.info("PUBLISHED round %s version v%s at %s", result["round_id"], result["version"], result["path"])
+        if result["created"]:
+            log.info("PUBLISHED round %s version v%s at %s", result["round_id"], result["version"], result["path"])
+        else:   # nothing new; the approval is still in the audit trail
+            log.info("round %s %s (%s)", result["round_id"], result["message"], result["path"])
         outlet_events[PUBLISHED].extra = {k: result[k] for k in ("round_id", "version", "path")}
         return result
 
     allocated = allocate(score(prepare()))
-    allocated >> approve >> publish(allocated)
+    allocated >> approve >> publish()
 
 
 round_refill()

@@ -8,6 +8,8 @@ Locations (environment variables, defaults under the project):
   VOUCHER_RUNS_ROOT     one work folder per DAG run           <project>/airflow-home/runs
   VOUCHER_PUBLISH_ROOT  published versions + index.json       <project>/airflow-home/published
   VOUCHER_ALERT_EMAIL   optional: also e-mail failure notices (needs apache-airflow-providers-smtp)
+  VOUCHER_DEMO          1 only in ./run demo: publish into VOUCHER_DEMO_PUBLISH_ROOT
+                        (<project>/airflow-home/demo-published), every page marked DEMO
 """
 
 from __future__ import annotations
@@ -39,7 +41,15 @@ def runs_root() -> Path:
     return _root("VOUCHER_RUNS_ROOT", PROJECT_ROOT / "airflow-home" / "runs")
 
 
+def is_demo() -> bool:
+    """VOUCHER_DEMO=1 (set by ./run demo only): publish into the demo root, every page marked DEMO."""
+    return (os.environ.get("VOUCHER_DEMO") or "").strip().lower() in ("1", "true", "yes")
+
+
 def publish_root() -> Path:
+    """The official publish root; in a demo, the demo root instead (never the official one)."""
+    if is_demo():
+        return _root("VOUCHER_DEMO_PUBLISH_ROOT", PROJECT_ROOT / "airflow-home" / "demo-published")
     return _root("VOUCHER_PUBLISH_ROOT", PROJECT_ROOT / "airflow-home" / "published")
 
 
@@ -180,6 +190,18 @@ def latest_published_version(round_id: str) -> Path | None:
     return files.latest_version_dir(publish_root() / round_id)
 
 
+def previous_summary(round_id: str) -> dict | None:
+    """The latest published version's funded count and awarded KRW (None: nothing published),
+    for the approval text's "far less than the previous version" warning."""
+    from allocation import files
+    latest = latest_published_version(round_id)
+    if latest is None:
+        return None
+    manifest = files.read_json(latest / files.MANIFEST)
+    summary = (manifest.get("solver_report") or {}).get("summary") or {}
+    return {"label": latest.name, "funded": summary.get("funded"), "awarded_krw": summary.get("awarded_krw")}
+
+
 def plain_file_name(value: str | None) -> str | None:
     """An officer file name inside the round folder ('' / None: not given); no paths."""
     value = (value or "").strip()
@@ -199,25 +221,3 @@ def parse_as_of(value: str | None):
         return date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"as_of {value!r}: not a date YYYY-MM-DD") from None
-
-
-def audit_actor(context) -> dict:
-    """Who triggered this DAG run and who answered its `approve` step (Human-in-the-loop),
-    for the audit trail."""
-    run = context.get("dag_run")
-    ti = context.get("ti")
-    triggered = getattr(run, "triggering_user_name", None) or getattr(run, "run_type", None) or "airflow"
-    approved = None
-    if ti is not None:
-        try:
-            decision = ti.xcom_pull(task_ids="approve")
-        except Exception:   # no approve task in this DAG, or no XCom backend reachable
-            decision = None
-        if isinstance(decision, dict):
-            user = decision.get("responded_by_user") or {}
-            approved = (user.get("name") or user.get("id")) if isinstance(user, dict) else str(user)
-            if decision.get("chosen_options"):
-                approved = f"{approved} ({', '.join(decision['chosen_options'])})"
-    return {"via": "airflow", "triggered_by": str(triggered),
-            "approved_by": approved or "approval not recorded (task marked success)",
-            "dag_id": getattr(run, "dag_id", None), "run_id": getattr(run, "run_id", None)}

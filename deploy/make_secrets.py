@@ -1,8 +1,10 @@
 """Generate the Airflow secrets and user passwords once, into git-ignored files.
 
     python deploy/make_secrets.py AIRFLOW_HOME
-writes AIRFLOW_HOME/secrets/{fernet_key,jwt_secret,api_secret_key} and
-AIRFLOW_HOME/passwords.json.generated (simple auth manager users) if they are missing.
+writes AIRFLOW_HOME/secrets/{fernet_key,jwt_secret,api_secret_key}, the Ed25519 key that signs
+published manifests AIRFLOW_HOME/secrets/signing_key.pem (PKCS#8 PEM, mode 0600, never inside the
+publish root; export it as VOUCHER_SIGNING_KEY) and AIRFLOW_HOME/passwords.json.generated (user
+passwords) if they are missing. Everything here is git-ignored; the folder is mode 0700.
 """
 
 import json
@@ -12,8 +14,10 @@ import sys
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-USERS = ("officer", "operator", "admin")
+USERS = ("officer", "approver", "operator", "admin")
 ALPHABET = "abcdefghkmnpqrstuvwxyzABCDEFGHKMNPQRSTUVWXYZ23456789"
 
 
@@ -27,6 +31,13 @@ def main(home: Path) -> None:
         path = home / "secrets" / name
         if not path.exists() or not path.read_text().strip():
             path.write_text(make() + "\n")
+    signing_key = home / "secrets" / "signing_key.pem"
+    if not signing_key.exists() or not signing_key.read_bytes().strip():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        signing_key.write_bytes(pem)
+    for path in (home / "secrets").iterdir():
+        path.chmod(0o600)
     passwords = home / "passwords.json.generated"
     users = json.loads(passwords.read_text() or "{}") if passwords.exists() else {}
     for user in USERS:

@@ -28,8 +28,14 @@ load_env() {
     AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$AIRFLOW_HOME/secrets/jwt_secret")"
     AIRFLOW__API__SECRET_KEY="$(cat "$AIRFLOW_HOME/secrets/api_secret_key")"
     export AIRFLOW__CORE__FERNET_KEY AIRFLOW__API_AUTH__JWT_SECRET AIRFLOW__API__SECRET_KEY
+    export VOUCHER_SIGNING_KEY="${VOUCHER_SIGNING_KEY:-$AIRFLOW_HOME/secrets/signing_key.pem}"   # signs manifests
     export VOUCHER_RUNS_ROOT="${VOUCHER_RUNS_ROOT:-$AIRFLOW_HOME/runs}"
     export VOUCHER_PUBLISH_ROOT="${VOUCHER_PUBLISH_ROOT:-$AIRFLOW_HOME/published}"
+    export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/deploy/plugins"   # voucher_guard: only admins set states
+    VOUCHER_API_TLS_ARGS=""
+    if [ -n "${VOUCHER_API_SSL_CERT:-}" ]; then   # TLS: see README "Production profile"
+        VOUCHER_API_TLS_ARGS="--ssl-cert $VOUCHER_API_SSL_CERT --ssl-key $VOUCHER_API_SSL_KEY"
+    fi
 }
 
 ensure_database() {
@@ -61,6 +67,21 @@ wait_for_api() {
     return 1
 }
 
+create_users() {  # one named account per role; passwords in $AIRFLOW_HOME/passwords.json.generated
+    "$VENV/bin/python" - "$AIRFLOW_HOME/passwords.json.generated" <<'PYEOF' | while read -r user role password; do
+import json, sys
+roles = {"officer": "officer", "approver": "approver", "operator": "operator", "admin": "Admin"}
+for user, password in json.load(open(sys.argv[1])).items():
+    print(user, roles.get(user, "Viewer"), password)
+PYEOF
+        if ! "$VENV/bin/airflow" users list -o plain 2>/dev/null | awk '{print $2}' | grep -qx "$user"; then
+            "$VENV/bin/airflow" users create --username "$user" --role "$role" --firstname "$user" \
+                --lastname "voucher" --email "$user@voucher.invalid" --password "$password" >>"$STATE/fab-setup.log" 2>&1 \
+                || { cat "$STATE/fab-setup.log"; exit 1; }
+        fi
+    done
+}
+
 start() {
     load_env
     ensure_database
@@ -68,8 +89,13 @@ start() {
     "$VENV/bin/airflow" db migrate >"$STATE/db-migrate.log" 2>&1 || { cat "$STATE/db-migrate.log"; exit 1; }
     "$VENV/bin/airflow" pools set solver "$VOUCHER_WORKERS" \
         "Allocation solver: one slot per Celery worker" >/dev/null
+    echo "==> FAB auth manager: tables, permissions, roles (deploy/roles.json), named users"
+    { "$VENV/bin/airflow" fab-db migrate && "$VENV/bin/airflow" sync-perm \
+        && "$VENV/bin/airflow" roles import "$ROOT/deploy/roles.json"; } >"$STATE/fab-setup.log" 2>&1 \
+        || { cat "$STATE/fab-setup.log"; exit 1; }
+    create_users
     echo "==> starting components"
-    start_component api-server api-server --port "$VOUCHER_API_PORT"
+    start_component api-server api-server --host "$VOUCHER_API_HOST" --port "$VOUCHER_API_PORT" $VOUCHER_API_TLS_ARGS
     start_component scheduler scheduler
     start_component dag-processor dag-processor
     start_component triggerer triggerer

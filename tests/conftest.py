@@ -1,6 +1,7 @@
 """Shared fixtures of the whole suite (no test module imports another).
 
 - ``valid_toml``: a complete, valid round.toml text (config, scoring and modelling tests edit it).
+- ``VOUCHER_SIGNING_KEY``: a throwaway signing key for the session (publishing signs manifests).
 - plugins: pytester (tests of pytest behaviour) and tests.ci_skips (under CI a skip is a failure).
 - ``solved_sample`` / ``sample_round_dir``: the sample round with one injected title, solved
   once per session (~20 s); ``published_sample``: its v1, published once; ``receipt_codes``:
@@ -9,18 +10,28 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from allocation import files
-from allocation.publish import lookup
+from allocation.publish import lookup, signing
 from allocation.publish.version import publish
 from allocation.rounds.allocate import run_round
 
 pytest_plugins = ["pytester", "tests.ci_skips"]
+
+# Publishing signs every manifest: one throwaway Ed25519 key for the whole session (outside any
+# publish root, mode 600), inherited by the voucher subprocesses and the in-process DAG runs.
+if not os.environ.get(signing.KEY_ENV):
+    _KEY_DIR = tempfile.mkdtemp(prefix="voucher-test-key-")
+    atexit.register(shutil.rmtree, _KEY_DIR, True)
+    os.environ[signing.KEY_ENV] = str(signing.generate_key(Path(_KEY_DIR) / "signing_key.pem"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "rounds" / "sample"

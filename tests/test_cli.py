@@ -107,3 +107,30 @@ def test_refill_command_after_a_decline(tmp_path):
         "application_id,response,responded_on\nNOPE,maybe,yesterday\n", encoding="utf-8")
     bad = voucher("refill", tmp_path / "r", "--previous", tmp_path / "v1", "--out", tmp_path / "v3")
     assert bad.returncode == 2 and "responses.csv" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("budget", ["0", "-1"])
+def test_budget_zero_or_negative_is_refused_with_exit_2(tmp_path, budget):
+    result = voucher("allocate", SAMPLE, "--out", tmp_path / "out", "--budget-krw", budget)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "at least 1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_header_only_requests_file_is_exit_2_naming_the_file(tmp_path):
+    broken = tmp_path / "round"
+    shutil.copytree(SAMPLE, broken)
+    (broken / "requests.csv").write_text("application_id,gpu_type,gpu_hours\n", encoding="utf-8")
+    result = voucher("allocate", broken, "--out", tmp_path / "out")
+    assert result.returncode == 2 and "requests.csv" in result.stderr and "no data rows" in result.stderr
+
+
+def test_empty_result_is_published_only_with_allow_empty(tmp_path):
+    out, pub = tmp_path / "out", tmp_path / "pub"
+    result = voucher("allocate", SAMPLE, "--out", out, "--budget-krw", "1")   # funds nobody
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "solution.json").read_text())["summary"]["funded"] == 0
+    refused = voucher("publish", out, "--publish-root", pub)
+    assert refused.returncode == 2 and "funds nobody" in refused.stderr and "--allow-empty" in refused.stderr
+    assert not (pub / "2026-R1").exists() or not any((pub / "2026-R1").glob("v*"))
+    allowed = voucher("publish", out, "--publish-root", pub, "--allow-empty")
+    assert allowed.returncode == 0 and "v1" in allowed.stdout, allowed.stderr

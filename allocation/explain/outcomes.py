@@ -16,11 +16,16 @@ def _krw(x: int) -> str:
     return f"₩{x:,}"
 
 
-def _blocker_sentence(code: str, quotas: list[str], business_no: str, config: RoundConfig) -> str:
+def _blocker_sentence(code: str, quotas: list[str], business_no: str, config: RoundConfig,
+                      nobody_funded: bool = False) -> str:
+    # nobody funded: the limit went to no one else; it is too small for this application
     if code == "budget_exhausted":
-        return "the programme budget is used up"
+        return ("nobody was funded: the programme budget is too small for this application"
+                if nobody_funded else "the programme budget is used up")
     if code.startswith("capacity_"):
-        return f"{code.removeprefix('capacity_').removesuffix('_exhausted')} GPU-hours are used up"
+        gpu = code.removeprefix('capacity_').removesuffix('_exhausted')
+        return (f"nobody was funded: the {gpu} GPU-hours on offer are too few for this application"
+                if nobody_funded else f"{gpu} GPU-hours are used up")
     if code == "company_cap":
         return (f"company {mask_business_no(business_no)} would exceed the "
                 f"{_krw(config.award.max_krw_per_company)} per-company cap")
@@ -65,7 +70,7 @@ def item_outcomes(model: ModelData, choice: np.ndarray, explanation: ItemExplana
     why_parts = []
     for codes, quotas in patterns:
         text = "; ".join(marker if c == "company_cap" else
-                         _blocker_sentence(c, list(quotas), "", config) for c in codes)
+                         _blocker_sentence(c, list(quotas), "", config, not funded.any()) for c in codes)
         before, _, after = text.partition(marker)
         why_parts.append((before, after))
     why_before = np.array([b for b, _ in why_parts] or [""], dtype=object)

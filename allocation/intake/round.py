@@ -179,6 +179,10 @@ def read_round(round_dir: Path | str, config: RoundConfig | None = None) -> Vali
         path = table_path(round_dir, spec)
         raw[spec.stem], hashes[path.name] = read_table(path, spec)
         file_names[spec.stem] = path.name
+    for stem in ("applications", "requests"):
+        if raw[stem].is_empty():
+            raise RoundError(f"{file_names[stem]}: the file has a header but no data rows; a round "
+                             f"needs at least one {'application' if stem == 'applications' else 'GPU request'}.")
     if (round_dir / schema.CONFIG_FILE).is_file():
         hashes[schema.CONFIG_FILE] = hashlib.sha256(
             (round_dir / schema.CONFIG_FILE).read_bytes()).hexdigest()

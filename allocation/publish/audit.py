@@ -1,4 +1,4 @@
-"""Audit trail of a round: one JSON line per published version, append-only.
+"""Audit trail of a round: one JSON line per published version, append-only and hash-chained.
 
 ``PUBLISH_ROOT/<round_id>.audit.jsonl`` (next to the round folder, not inside it: a round folder
 holds immutable versions only). Each line records the version, what kind of publication it was
@@ -6,51 +6,93 @@ holds immutable versions only). Each line records the version, what kind of publ
 run through Airflow, "cli" otherwise), the as-of date, input hashes, a solver summary and a diff
 summary. Lines are only ever appended (under the publisher's round lock), never rewritten.
 
+Tamper evidence: every line carries ``prev_hash``, the sha256 of the previous line's exact text
+(``GENESIS`` for the first), and each published version's signed manifest pins the sha256 of its
+own line. Editing, deleting, reordering or inserting a line breaks the chain or a pinned hash;
+a line that does not parse is an error, never skipped (:func:`read` raises RoundError naming the
+first break; ``voucher verify`` reports it).
+
 The round report renders the trail as a timeline (allocation.publish.report). Airflow tasks
-pass who triggered and approved (dags/voucher_common.audit_actor); the command line is "cli".
+pass who triggered and approved (allocation.rounds.approval.approved_actor, from the approval
+Airflow recorded); the command line is "cli".
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 from allocation import files
+from allocation.errors import RoundError
 
 CLI = "cli"
+GENESIS = "0" * 64          # prev_hash of the first line
 
 
 def audit_path(publish_root: Path, round_id: str) -> Path:
     return Path(publish_root) / f"{round_id}{files.AUDIT_SUFFIX}"
 
 
-def read(publish_root: Path, round_id: str) -> list[dict]:
-    """Every entry, oldest first (a torn last line from a crash is skipped)."""
+def line_hash(line: str) -> str:
+    """sha256 of one line's exact text (without its newline)."""
+    return hashlib.sha256(line.encode("utf-8")).hexdigest()
+
+
+def read_lines(publish_root: Path, round_id: str) -> list[tuple[str, dict]]:
+    """[(line text, entry)] oldest first, after checking the whole chain; RoundError at the
+    first broken, unparsable or unchained line."""
     path = audit_path(publish_root, round_id)
     if not path.is_file():
         return []
-    entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line:
-            continue
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        raise RoundError(f"{path}: the last line is incomplete (torn write or tampering)")
+    found, previous = [], GENESIS
+    for number, line in enumerate(text.split("\n")[:-1] if text else [], start=1):
         try:
-            entries.append(json.loads(line))
+            entry = json.loads(line)
         except json.JSONDecodeError:
-            continue
-    return entries
+            raise RoundError(f"{path} line {number}: not a JSON record (unparsable line)") from None
+        if not isinstance(entry, dict):
+            raise RoundError(f"{path} line {number}: not a JSON object")
+        if entry.get("prev_hash") != previous:
+            raise RoundError(f"{path} line {number}: chain broken (prev_hash does not match line "
+                             f"{number - 1}; a line was edited, removed or inserted)")
+        found.append((line, entry))
+        previous = line_hash(line)
+    return found
 
 
-def append(publish_root: Path, round_id: str, entry: dict) -> None:
-    """Append one entry (one line, flushed and fsynced). Callers hold the round's publish lock."""
+def read(publish_root: Path, round_id: str) -> list[dict]:
+    """Every entry, oldest first, the chain checked (RoundError at the first break)."""
+    return [entry for _, entry in read_lines(publish_root, round_id)]
+
+
+def prepare_line(publish_root: Path, round_id: str, entry: dict) -> str:
+    """The line that appends entry to the chain (prev_hash set); nothing is written."""
+    lines = read_lines(publish_root, round_id)
+    previous = line_hash(lines[-1][0]) if lines else GENESIS
+    return json.dumps({**entry, "prev_hash": previous}, sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":"))
+
+
+def append_line(publish_root: Path, round_id: str, line: str) -> None:
+    """Append one prepared line (flushed and fsynced). Callers hold the round's publish lock."""
     path = audit_path(publish_root, round_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def append(publish_root: Path, round_id: str, entry: dict) -> str:
+    """Append one entry to the chain; returns its line's hash. Callers hold the publish lock."""
+    line = prepare_line(publish_root, round_id, entry)
+    append_line(publish_root, round_id, line)
+    return line_hash(line)
 
 
 def cli_actor() -> dict:

@@ -184,12 +184,17 @@ _REASONS: dict[str, tuple[str, str]] = {
 }
 
 
-def explain(row: dict, min_score: float | None) -> dict[str, str]:
-    """Plain-word explanation in Korean and English of one outcome row."""
+def explain(row: dict, min_score: float | None, nobody_funded: bool = False) -> dict[str, str]:
+    """Plain-word explanation in Korean and English of one outcome row (nobody_funded: the
+    round awarded nothing, so no limit "went to applications with higher scores")."""
     reason = row.get("reason") or ""
     fmt = {"pct": f"{(row.get('award_fraction') or 0):.0%}",
            "score": _fmt_score(row.get("score")), "min_score": _fmt_score(min_score)}
-    if reason.startswith("capacity_") and reason.endswith("_exhausted"):
+    if nobody_funded and (reason == "budget_exhausted" or reason.startswith("capacity_")):
+        ko, en = ("이번 공모에서는 선정된 신청이 없습니다: 예산 또는 GPU 제공량이 신청의 최소 지원 단위에 미치지 못했습니다.",
+                  "Nobody was funded in this round: the programme budget or the GPU-hours on offer "
+                  "did not cover the smallest award level of your application.")
+    elif reason.startswith("capacity_") and reason.endswith("_exhausted"):
         gpu = reason[len("capacity_"):-len("_exhausted")]
         ko, en = (f"{gpu} GPU 사용 시간이 점수가 더 높은 신청에 모두 배정되었습니다.",
                   f"All {gpu} GPU-hours on offer went to applications with higher scores.")
@@ -270,7 +275,7 @@ def outcome_records(out_dir: Path, round_id: str, round_name: str = "",
             "project_title": row["project_title"],
             "status": status, "status_label": STATUS_LABELS.get(status, {"ko": status, "en": status}),
             "reason": row["reason"],
-            "explanation": explain(row, min_score),
+            "explanation": explain(row, min_score, nobody_funded=awards.is_empty()),
             "reason_detail": row["reason_detail"],
             "score": _clean(row["score"]), "rank": row["rank"],
             "waitlist_rank": row["waitlist_rank"] or None,

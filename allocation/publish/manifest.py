@@ -32,5 +32,6 @@ def verify(version_dir: Path) -> list[str]:
     bad = [name for name, digest in manifest["files"].items()
            if not (version_dir / name).is_file() or sha256_file(version_dir / name) != digest]
     extra = [rel_name(p, version_dir) for p in tree_files(version_dir)
-             if rel_name(p, version_dir) not in manifest["files"] and rel_name(p, version_dir) != files.MANIFEST]
+             if rel_name(p, version_dir) not in manifest["files"]
+             and rel_name(p, version_dir) not in (files.MANIFEST, files.SIGNATURE)]
     return bad + extra

@@ -35,7 +35,7 @@ import polars as pl
 
 from allocation import files
 from allocation.errors import RoundError
-from allocation.publish import audit, lookup, report
+from allocation.publish import audit, lookup, report, signing
 from allocation.publish.award_list import public_award_list, write_award_list
 from allocation.publish.diff import lifecycle_changes, public_diff, write_changes
 from allocation.publish.manifest import rel_name, sha256_file, tree_files
@@ -68,9 +68,12 @@ def _write_version(out_dir: Path, target: Path, report_json: dict, version: int 
 
 
 def result_fingerprint(out_dir: Path) -> str:
-    """What a version stands for: the inputs and the decided outcomes."""
+    """What a version stands for: the inputs, the decided outcomes and awards, and the solver
+    report (solution.json). The approval text leads with it; publish refuses a result whose
+    fingerprint is not the approved one."""
+    out_dir = Path(out_dir)
     digest = hashlib.sha256()
-    for name in (files.OUTCOMES_PARQUET, files.AWARDS_PARQUET):
+    for name in (files.OUTCOMES_PARQUET, files.AWARDS_PARQUET, files.SOLUTION):
         digest.update(sha256_file(out_dir / name).encode())
     report_json = json.loads((out_dir / files.SOLUTION).read_text(encoding="utf-8"))
     digest.update(json.dumps(report_json["input_sha256"], sort_keys=True).encode())
@@ -123,7 +126,8 @@ def _remove_stale(round_root: Path) -> None:
 
 
 def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None = None,
-            actor: dict | None = None) -> dict:
+            actor: dict | None = None, allow_empty: bool = False,
+            signing_key: Path | str | None = None, demo: bool = False) -> dict:
     """Publish the allocation in out_dir; returns {"round_id", "version", "path", "created"}.
 
     lookup_iterations: PBKDF2 iterations for the lookup files (default
@@ -131,6 +135,13 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
     actor: who triggered and approved this publication, for the audit trail
     ({"via", "triggered_by", "approved_by", ...}; default: the Airflow user when called inside
     an Airflow task, else "cli" — see allocation.audit).
+    allow_empty: publish a result that funds nobody (refused otherwise: RoundError).
+    signing_key: the Ed25519 private key file (default $VOUCHER_SIGNING_KEY; none: RoundError).
+    manifest.json is signed (manifest.sig); the public key is PUBLISH_ROOT/<round>/signing_key.pub.
+    demo: a demonstration (``./run demo``): every page carries a DEMO banner and the manifest says
+    ``"demo": true``; refused into a publish root that holds official (non-demo) versions.
+    An unchanged result publishes nothing ("created": False, the latest version kept) but its
+    approval is still appended to the audit trail (kind "unchanged").
 
     Every new version is appended to the round's audit trail (allocation.audit). A lifecycle
     result (allocation.lifecycle: refill or appeal) is published with ``changes.json`` and
@@ -142,18 +153,35 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
         raise ValueError(f"lookup_iterations must be at least {lookup.MIN_ITERATIONS:,}")
     report_json = json.loads((out_dir / files.SOLUTION).read_text(encoding="utf-8"))
     round_id = report_json["round_id"]
+    if not int((report_json.get("summary") or {}).get("funded") or 0) and not allow_empty:
+        raise RoundError(f"round {round_id}: this result funds nobody (0 awards). Publishing it tells "
+                         f"every applicant they were not funded; if that is really intended, publish "
+                         f"with allow_empty (voucher publish --allow-empty, DAG param allow_empty). "
+                         f"Nothing was published.")
+    key = signing.load_private_key(signing_key, publish_root)
     round_root = publish_root / round_id
     round_root.mkdir(parents=True, exist_ok=True)
     fingerprint = result_fingerprint(out_dir)
     with _round_lock(publish_root, round_id):
         _remove_stale(round_root)
+        _check_public_key(round_root, key)
         versions = files.list_versions(round_root)
         if versions:
             latest = round_root / files.version_name(versions[-1])
             manifest = json.loads((latest / files.MANIFEST).read_text(encoding="utf-8"))
+            if bool(manifest.get("demo")) != demo:
+                raise RoundError(f"{round_root} holds {'demo' if manifest.get('demo') else 'official'} versions; "
+                                 f"a {'demo' if demo else 'official'} result is never published next to "
+                                 f"them. Nothing was published.")
             if manifest.get("result_fingerprint") == fingerprint:
+                # nothing new to publish; the approval of this unchanged result is still recorded
+                stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+                entry = _audit_entry(out_dir, report_json, versions[-1], stamp,
+                                     _lifecycle_public(out_dir), actor)
+                entry.update(kind="unchanged", note=f"unchanged: v{versions[-1]} kept")
+                audit.append(publish_root, round_id, entry)
                 return {"round_id": round_id, "version": versions[-1], "path": str(latest),
-                        "created": False}
+                        "created": False, "message": f"unchanged: v{versions[-1]} kept"}
         version = (versions[-1] + 1) if versions else 1
         # --- lifecycle and audit (allocation.lifecycle / allocation.audit) ---
         lifecycle_public = _lifecycle_public(out_dir)
@@ -182,6 +210,9 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                                     timeline, changes)
             if changes is not None:
                 write_changes(tmp, changes)
+            if demo:
+                _mark_demo(tmp)
+            line = audit.prepare_line(publish_root, round_id, entry)   # the chain checked
             file_hashes = {rel_name(p, tmp): sha256_file(p) for p in tree_files(tmp)}
             manifest = {"round_id": round_id, "version": version, "files": file_hashes,
                         "published_at": published_at,
@@ -189,11 +220,19 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                         "solver": {k: report_json[k] for k in ("status", "objective", "bound", "gap",
                                                                "solver")},
                         "solver_report": public_solver_report(report_json),
-                        "lookup": counts}
+                        "lookup": counts,
+                        # the audit line of this version, pinned by the signature
+                        "audit": {"trail": audit.audit_path(publish_root, round_id).name,
+                                  "line_sha256": audit.line_hash(line)},
+                        "signing_key_sha256": signing.key_id(key)}
+            if demo:
+                manifest["demo"] = True
             if lifecycle_public is not None:
                 manifest["lifecycle"] = lifecycle_public
-            (tmp / files.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False)
-                                        + "\n", encoding="utf-8")
+            manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False)
+                              + "\n").encode("utf-8")
+            (tmp / files.MANIFEST).write_bytes(manifest_bytes)
+            (tmp / files.SIGNATURE).write_bytes(signing.sign(key, manifest_bytes))
             # one timestamp for every file: modification times tell nothing about write order
             stamp = time.time()
             for path in tree_files(tmp):
@@ -210,11 +249,40 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                                        f"without the lock?); nothing was changed") from exc
                 raise
             _fsync_dir(round_root)
-            audit.append(publish_root, round_id, entry)
+            audit.append_line(publish_root, round_id, line)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-    return {"round_id": round_id, "version": version, "path": str(target), "created": True}
+    return {"round_id": round_id, "version": version, "path": str(target), "created": True,
+            "message": f"published v{version}" + (" (DEMO)" if demo else "")}
+
+
+DEMO_BANNER = ('<p class="demo" role="alert"><strong>DEMO</strong> — 시연용 결과입니다. 공식 발표가 아닙니다. '
+               '<span class="en">Demonstration only: not an official result of this round.</span></p>')
+
+
+def _mark_demo(folder: Path) -> None:
+    """A DEMO banner at the top of every page of a demo version."""
+    for page in sorted(folder.rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        marked = text.replace("<body>", "<body>\n" + DEMO_BANNER, 1)
+        if marked == text:
+            marked = DEMO_BANNER + "\n" + text
+        page.write_text(marked, encoding="utf-8")
+
+
+def _check_public_key(round_root: Path, key) -> None:
+    """PUBLISH_ROOT/<round>/signing_key.pub: written by the first publication; every later one
+    must be signed by the same key."""
+    path = round_root / files.SIGNING_KEY_PUB
+    pem = signing.public_pem(key)
+    if not path.is_file():
+        path.write_bytes(pem)
+        os.chmod(path, 0o644)
+    elif path.read_bytes() != pem:
+        raise RoundError(f"{path} is not the public key of this signing key: the round's versions "
+                         f"were signed with another key (or the public key was replaced). Nothing "
+                         f"was published.")
 
 
 # --- Lifecycle changes and audit entries (allocation.lifecycle, allocation.audit) ---------
@@ -234,7 +302,8 @@ def _audit_entry(out_dir: Path, report_json: dict, version: int, published_at: s
         "as_of": (lifecycle_public or {}).get("as_of"),
         "previous_version": (lifecycle_public or {}).get("previous_version",
                                                           version - 1 if version > 1 else None),
-        **{k: who.get(k) for k in ("via", "triggered_by", "approved_by", "dag_id", "run_id") if k in who},
+        **{k: who.get(k) for k in ("via", "triggered_by", "approved_by", "approver_id", "approved_at",
+                                   "approved_fingerprint", "four_eyes", "dag_id", "run_id") if k in who},
         "input_sha256": report_json.get("input_sha256", {}),
         "solver": {k: report_json.get(k) for k in ("status", "objective", "gap")},
         "summary": {k: summary.get(k) for k in ("funded", "awarded_krw", "budget_krw")},

@@ -1,11 +1,23 @@
 """What the approving officer reads before a result is published (the DAGs' approval step and
-the CLI's summary of a refill or appeal). Built from solution.json's content only."""
+the CLI's summary of a refill or appeal), and the binding of an approval to one result.
+
+An approval is bound to the result's fingerprint (allocation.publish.version.result_fingerprint:
+inputs, outcomes, awards, solution). The approval text leads with it; the approve step records
+the request (which fingerprint was shown) and the response Airflow recorded (who chose what, when)
+in the officers' run folder; :func:`approved_actor` refuses to publish unless a recorded Approve
+exists for exactly the fingerprint the run folder holds now, given by someone other than whoever
+triggered the run (four eyes) unless a one-person office is explicitly allowed."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from allocation import files
+from allocation.errors import RoundError
+from allocation.publish.version import result_fingerprint
+
+APPROVE = "Approve"
 
 
 def counts_text(d: dict | None) -> str:
@@ -22,11 +34,42 @@ def _krw(x) -> str:
     return "n/a" if x is None else f"₩{int(x):,}"
 
 
-def approval_markdown(report: dict, out_dir: Path) -> str:
-    """What the approving officer sees in the Required Actions page."""
+# A result funding less than this share of the previous version (funded count or awarded KRW)
+# is flagged at the top of the approval text.
+FAR_LESS = 0.5
+
+
+def degenerate_warnings(summary: dict, previous: dict | None = None) -> list[str]:
+    """Loud warnings for a result nobody should approve by accident: it funds nothing, or far
+    less than the previous version (previous: {"label", "funded", "awarded_krw"})."""
+    found = []
+    funded = int(summary.get("funded") or 0)
+    if funded == 0:
+        found.append("THIS RESULT FUNDS NOBODY: 0 applications are awarded. Publishing it tells every "
+                     "applicant they were not funded. It is refused unless publishing an empty result "
+                     "is explicitly allowed (DAG param allow_empty / voucher publish --allow-empty).")
+    if previous:
+        for key, what in (("funded", "funded applications"), ("awarded_krw", "awarded KRW")):
+            before, now = previous.get(key), summary.get(key)
+            if before and now is not None and now < FAR_LESS * before:
+                found.append(f"FAR LESS THAN THE PREVIOUS VERSION ({previous.get('label', 'previous')}): "
+                             f"{what} {now:,} against {before:,} before.")
+    return found
+
+
+def warning_banner(warnings: list[str]) -> list[str]:
+    """The warnings as the first lines of an approval text (empty list: none)."""
+    if not warnings:
+        return []
+    return [f"> ## ⚠⚠ WARNING: {w}" for w in warnings] + [""]
+
+
+def approval_markdown(report: dict, out_dir: Path, previous: dict | None = None) -> str:
+    """What the approving officer sees in the Required Actions page; warnings about a degenerate
+    result (funds nobody, far less than previous) come first."""
     s = report.get("summary", {})
     gap = report.get("gap")
-    lines = [
+    lines = warning_banner(degenerate_warnings(s, previous)) + [
         f"### Round {report.get('round_id')}: allocation ready for approval",
         "",
         "| | |", "|---|---|",
@@ -61,7 +104,11 @@ def lifecycle_markdown(report: dict, out_dir: Path) -> str:
     lc = report["lifecycle"]
     s = report["summary"]
     out_dir = Path(out_dir)
-    lines = [f"### Round {report['round_id']}: {lc['kind']} as of {lc['as_of']} ready for approval", "",
+    state_path = out_dir / files.LIFECYCLE_STATE
+    before = files.read_json(state_path).get("previous", {}) if state_path.is_file() else {}
+    lines = warning_banner(degenerate_warnings(s, {"label": before.get("label"),
+                                                   "funded": before.get("awardees")})) + [
+             f"### Round {report['round_id']}: {lc['kind']} as of {lc['as_of']} ready for approval", "",
              f"- previous: {lc.get('previous')}; awards now "
              + ", ".join(f"{k} {v}" for k, v in (lc.get("award_states") or {}).items()),
              f"- released {lc['released']} award(s) ({_krw(lc['released_krw'])}"
@@ -83,3 +130,75 @@ def lifecycle_markdown(report: dict, out_dir: Path) -> str:
               f"and `{out_dir / (files.CHANGES + '.csv')}` (officers only).", "",
               "**Approve** publishes the next version; **Reject** publishes nothing.", ""]
     return "\n".join(lines)
+
+
+# --- Binding an approval to one result --------------------------------------------------
+
+def with_fingerprint(text: str, fingerprint: str) -> str:
+    """The approval text, led by the fingerprint of the result it approves."""
+    return f"**Result fingerprint (sha256):** `{fingerprint}`\n\n{text}"
+
+
+def record_request(out_dir: Path, *, ti_id: str, triggered_by: str | None) -> dict:
+    """Written by the approve step when it asks: which result (fingerprint) it showed."""
+    request = {"ti_id": str(ti_id), "fingerprint": result_fingerprint(out_dir),
+               "triggered_by": triggered_by,
+               "requested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    files.write_json(Path(out_dir) / files.APPROVAL_REQUEST, request)
+    (Path(out_dir) / files.APPROVAL_RECORD).unlink(missing_ok=True)
+    return request
+
+
+def record_response(out_dir: Path, *, ti_id: str, chosen_options: list[str], responded_by: dict | None,
+                    responded_at: str | None, timed_out: bool = False) -> dict:
+    """Written by the approve step when Airflow hands it the recorded response."""
+    request = files.read_json(Path(out_dir) / files.APPROVAL_REQUEST)
+    if request.get("ti_id") != str(ti_id):
+        raise RoundError(f"approval response for task instance {ti_id}, but the request was made by "
+                         f"{request.get('ti_id')}; nothing recorded")
+    record = {**request, "chosen_options": list(chosen_options or []), "responded_by": responded_by,
+              "responded_at": responded_at, "timed_out": bool(timed_out)}
+    files.write_json(Path(out_dir) / files.APPROVAL_RECORD, record)
+    return record
+
+
+def _who(user: dict | None) -> set[str]:
+    return {str(v) for v in ((user or {}).get("id"), (user or {}).get("name")) if v}
+
+
+def approved_actor(out_dir: Path, *, triggered_by: str | None, allow_self_approval: bool = False,
+                   dag_id: str | None = None, run_id: str | None = None) -> dict:
+    """The audit actor of an approved result, or RoundError saying why nothing may be published."""
+    out_dir = Path(out_dir)
+    if not (out_dir / files.APPROVAL_REQUEST).is_file():
+        raise RoundError("NOT PUBLISHED: no approval was ever requested for this result (the approve "
+                         "step did not run — was it marked success by hand?)")
+    if not (out_dir / files.APPROVAL_RECORD).is_file():
+        raise RoundError("NOT PUBLISHED: no recorded response to the approval request (the approve step "
+                         "was marked success by hand, or is still waiting); a marked task approves nothing")
+    record = files.read_json(out_dir / files.APPROVAL_RECORD)
+    if record.get("chosen_options") != [APPROVE] or record.get("timed_out"):
+        raise RoundError(f"NOT PUBLISHED: the recorded response is {record.get('chosen_options')}"
+                         f"{' (timed out)' if record.get('timed_out') else ''}, not {APPROVE}")
+    approver = record.get("responded_by")
+    if not _who(approver):
+        raise RoundError("NOT PUBLISHED: the recorded approval names nobody")
+    now = result_fingerprint(out_dir)
+    if now != record.get("fingerprint"):
+        raise RoundError(f"NOT PUBLISHED: the result changed after it was approved (approved fingerprint "
+                         f"{str(record.get('fingerprint'))[:16]}…, now {now[:16]}…); run the approval again")
+    triggered = triggered_by or record.get("triggered_by")
+    four_eyes = "approver differs from the triggering user"
+    if triggered and triggered in _who(approver):
+        if not allow_self_approval:
+            raise RoundError(f"NOT PUBLISHED: {triggered} triggered this run and approved it; a second "
+                             f"person must approve (four eyes). A one-person office may allow it "
+                             f"explicitly (VOUCHER_ALLOW_SELF_APPROVAL=1).")
+        four_eyes = "WAIVED: self-approved (one-person office allowed by VOUCHER_ALLOW_SELF_APPROVAL)"
+    elif not triggered:
+        four_eyes = "trigger not by a named user (scheduled or test run)"
+    name = approver.get("name") or approver.get("id")
+    return {"via": "airflow", "triggered_by": str(triggered or "unknown"),
+            "approved_by": f"{name} ({APPROVE})", "approver_id": str(approver.get("id")),
+            "approved_at": record.get("responded_at"), "approved_fingerprint": now,
+            "four_eyes": four_eyes, "dag_id": dag_id, "run_id": run_id}

@@ -39,7 +39,7 @@ ENV = {
     # (see dags/allocation_round.py); test_dag_integrity checks the deadline wiring separately.
     "VOUCHER_DEADLINE_HOURS": "0",
 }
-UNSET = ("VOUCHER_ALERT_EMAIL", "VOUCHER_SOLVER_POOL")
+UNSET = ("VOUCHER_ALERT_EMAIL", "VOUCHER_SOLVER_POOL", "VOUCHER_DEMO", "VOUCHER_APPROVERS", "VOUCHER_ALLOW_SELF_APPROVAL")
 
 
 def _synthetic(name: str, applications: int) -> None:

@@ -23,9 +23,9 @@ FAST = {"time_limit_s": 5}   # CP-SAT deterministic limit per solve; keeps the s
 class Officer(threading.Thread):
     """Answers the first approval request of allocation_round with `option`."""
 
-    def __init__(self, option: str, timeout: float = 240):
+    def __init__(self, option: str, timeout: float = 240, username: str = "officer"):
         super().__init__(daemon=True)
-        self.option, self.timeout = option, timeout
+        self.option, self.timeout, self.username = option, timeout, username
         self.body: str | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -69,7 +69,7 @@ class Officer(threading.Thread):
                     update_hitl_detail(
                         dag_id=ti.dag_id, dag_run_id=ti.run_id, task_id=ti.task_id,
                         update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[self.option]),
-                        user=SimpleAuthManagerUser(username="officer", role="user"), session=session)
+                        user=SimpleAuthManagerUser(username=self.username, role="user"), session=session)
                     session.commit()
                     return
             time.sleep(0.5)
@@ -86,10 +86,10 @@ class Officer(threading.Thread):
                 session.commit()
 
 
-ROUND_DEFAULTS = {"budget_krw_override": None, "time_limit_s": 60, "dry_run": False}
+ROUND_DEFAULTS = {"budget_krw_override": None, "time_limit_s": 60, "dry_run": False, "allow_empty": False}
 
 
-def run_dag(dagbag, dag_id: str, conf: dict, officer: Officer | None = None):
+def run_dag(dagbag, dag_id: str, conf: dict, officer: Officer | None = None, **test_kwargs):
     """dag.test() with an optional officer answering the approval; returns (run, task states).
 
     dag.test() keeps the previous run's params on the DAG object, so callers pass every param.
@@ -98,7 +98,7 @@ def run_dag(dagbag, dag_id: str, conf: dict, officer: Officer | None = None):
     if officer:
         officer.start()
     try:
-        dr = dag.test(run_conf=conf)
+        dr = dag.test(run_conf=conf, **test_kwargs)
     finally:
         if officer:
             officer.done.set()
@@ -106,8 +106,8 @@ def run_dag(dagbag, dag_id: str, conf: dict, officer: Officer | None = None):
     return dr, {ti.task_id: ti.state for ti in dr.get_task_instances()}
 
 
-def run_round(dagbag, conf: dict, officer: Officer | None = None):
-    return run_dag(dagbag, "allocation_round", {**ROUND_DEFAULTS, **conf}, officer)
+def run_round(dagbag, conf: dict, officer: Officer | None = None, **test_kwargs):
+    return run_dag(dagbag, "allocation_round", {**ROUND_DEFAULTS, **conf}, officer, **test_kwargs)
 
 
 def run_folder(runs_root: Path, round_name: str, run_id: str) -> Path:

@@ -24,7 +24,7 @@ def test_round_dag_shape(dagbag):
     assert dag.schedule is None  # manual trigger only
     assert [t.task_id for t in dag.topological_sort()] == [
         "validate", "score", "allocate", "needs_approval", "approve", "publish"]
-    assert dag.get_task("publish").upstream_task_ids == {"allocate", "approve"}
+    assert dag.get_task("publish").upstream_task_ids == {"approve"}   # nothing from allocate's XCom
     outlets = dag.get_task("publish").outlets
     assert [a.name for a in outlets] == ["published_round"]
     index_dag = dagbag.dags["results_index"]
@@ -66,11 +66,12 @@ def test_every_task_has_owner_retries_and_failure_notice(dagbag):
 def test_params_are_typed_form_fields(dagbag):
     params = dagbag.dags["allocation_round"].params
     schemas = {k: params.get_param(k).schema for k in params}
-    assert set(schemas) == {"round", "budget_krw_override", "time_limit_s", "dry_run"}
+    assert set(schemas) == {"round", "budget_krw_override", "time_limit_s", "dry_run", "allow_empty"}
     assert all("type" in s and "title" in s for s in schemas.values())
     assert schemas["round"]["type"] == "string" and "sample" in schemas["round"]["examples"]
     assert schemas["budget_krw_override"]["type"] == ["null", "integer"]
-    assert schemas["budget_krw_override"]["minimum"] == 0
+    assert schemas["budget_krw_override"]["minimum"] == 1   # a budget of 0 funds nobody
+    assert schemas["allow_empty"]["type"] == "boolean" and params["allow_empty"] is False
     assert (schemas["time_limit_s"]["minimum"], schemas["time_limit_s"]["maximum"]) == (1, 3600)
     assert schemas["dry_run"]["type"] == "boolean"
     assert params["round"] == "sample" and params["time_limit_s"] == 60 and params["dry_run"] is False
@@ -87,7 +88,7 @@ def test_params_reject_bad_values(dagbag):
         return p.validate()
 
     assert with_conf({"round": "/abs/path", "budget_krw_override": 10})["budget_krw_override"] == 10
-    for bad in ({"time_limit_s": 0}, {"time_limit_s": 4000}, {"budget_krw_override": -1},
+    for bad in ({"time_limit_s": 0}, {"time_limit_s": 4000}, {"budget_krw_override": -1}, {"budget_krw_override": 0},
                 {"budget_krw_override": "lots"}, {"round": "../etc"}, {"dry_run": "yes"}):
         with pytest.raises(ParamValidationError):
             with_conf(bad)
@@ -128,6 +129,6 @@ def test_airflow_cfg_is_portable_and_holds_no_secret():
     assert cfg["core"]["load_examples"] == "False" and cfg["core"]["executor"] == "LocalExecutor"
     assert "$AIRFLOW_HOME" in cfg["database"]["sql_alchemy_conn"]
     users = dict(u.split(":") for u in cfg["core"]["simple_auth_manager_users"].split(","))
-    assert users == {"officer": "user", "operator": "op", "admin": "admin"}
+    assert users == {"officer": "user", "approver": "user", "operator": "op", "admin": "admin"}
     for section, key in (("core", "fernet_key"), ("api_auth", "jwt_secret"), ("api", "secret_key")):
         assert not cfg.has_option(section, key)

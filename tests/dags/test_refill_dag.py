@@ -46,7 +46,7 @@ def test_refill_dag_shape(dagbag):
     assert [t.task_id for t in dag.topological_sort()] == ["prepare", "score", "allocate", "approve", "publish"]
     assert [a.name for a in dag.get_task("publish").outlets] == ["published_round"]
     assert dag.get_task("prepare").retries == 0 and dag.get_task("approve").retries == 0
-    assert set(dag.params) == {"round", "responses", "appeals", "as_of", "time_limit_s"}
+    assert set(dag.params) == {"round", "responses", "appeals", "as_of", "time_limit_s", "allow_empty"}
 
 
 def test_lifecycle_end_to_end(dagbag, runs_root, own_publish_root):

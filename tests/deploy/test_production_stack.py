@@ -1,7 +1,9 @@
 """Production profile for real: PostgreSQL + CeleryExecutor (Redis), driven through /api/v2.
 
 Starts deploy/stack.sh on a fresh database, triggers the round DAG with its params through the
-REST API, approves through the HITL API and checks the published files against a direct run.
+REST API as the named officer, approves through the HITL API as the named approver (FAB auth
+manager, roles in deploy/roles.json) and checks the published files against a direct run; a
+third test tries every attack an officer or operator could make through /api/v2.
 Skips only when PostgreSQL or Redis is not reachable (a failure under CI=true, see tests/ci_skips.py).
 """
 
@@ -55,6 +57,10 @@ class Api:
         response.raise_for_status()
         return response.json()
 
+    def status(self, method: str, path: str, **kwargs) -> int:
+        """The HTTP status of one call (for what must be refused)."""
+        return self.session.request(method, f"{self.base}/api/v2{path}", timeout=30, **kwargs).status_code
+
     def task_instances(self, run_id: str) -> dict[str, dict]:
         data = self.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
         return {ti["task_id"]: ti for ti in data["task_instances"]}
@@ -70,7 +76,9 @@ def stack(tmp_path_factory):
     subprocess.run([script, "start"], env=env, check=True, timeout=300)
     try:
         users = json.loads((home / "passwords.json.generated").read_text())
-        api = Api(f"http://127.0.0.1:{PORT}", "officer", users["officer"])
+        base = f"http://127.0.0.1:{PORT}"
+        api = Api(base, "officer", users["officer"])
+        apis = {name: Api(base, name, users[name]) for name in ("approver", "operator", "admin")}
         deadline = time.time() + 180
         while True:  # the dag-processor parses dags/ on its own schedule
             try:
@@ -80,7 +88,7 @@ def stack(tmp_path_factory):
                 if time.time() > deadline:
                     raise
                 time.sleep(2)
-        yield {"api": api, "home": home, "env": env}
+        yield {"api": api, "home": home, "env": env, "approver": apis["approver"], **apis}
     finally:
         subprocess.run([script, "stop"], env=env, timeout=120)
         db = env["VOUCHER_PG_DB"]
@@ -97,7 +105,10 @@ def reference(tmp_path_factory):
     return base / "out", Path(info["path"])
 
 
-def trigger_and_approve(api: Api, conf: dict, on_running=None, timeout: float = 600) -> tuple[str, dict]:
+def trigger_and_approve(api: Api, approver: Api, conf: dict, on_running=None, on_waiting=None,
+                        timeout: float = 600) -> tuple[str, dict]:
+    """The officer (api) triggers, the approver answers; on_waiting(run_id) runs once while
+    approve waits for input."""
     run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
     run_id = run["dag_run_id"]
     approved = False
@@ -108,7 +119,9 @@ def trigger_and_approve(api: Api, conf: dict, on_running=None, timeout: float = 
             on_running(tis)
         approve = tis.get("approve", {})
         if not approved and approve.get("state") in ("deferred", "awaiting_input"):
-            api.call("PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails",
+            if on_waiting is not None:
+                on_waiting(run_id)
+            approver.call("PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails",
                      json={"chosen_options": ["Approve"], "params_input": {}})
             approved = True
         state = api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
@@ -132,8 +145,8 @@ def assert_same_publication(got: Path, expected: Path) -> None:
 
 def test_round_published_by_celery_workers(stack, reference):
     api, home = stack["api"], stack["home"]
-    state, tis = trigger_and_approve(api, {"round": "sample", "time_limit_s": 60, "dry_run": False,
-                                           "budget_krw_override": None})
+    state, tis = trigger_and_approve(api, stack["approver"], {"round": "sample", "time_limit_s": 60,
+                                                              "dry_run": False, "budget_krw_override": None})
     assert state == "success", {k: v["state"] for k, v in tis.items()}
     assert tis["publish"]["state"] == "success"
     assert tis["allocate"]["pool"] == "solver"
@@ -173,8 +186,57 @@ def test_killed_worker_task_is_retried_on_the_other(stack, reference):
         os.killpg(int(worker.read_text()), signal.SIGKILL)
         killed.update(worker=worker.stem, try_number=ti["try_number"])
 
-    state, tis = trigger_and_approve(api, {"round": "sample"}, on_running=kill_allocating_worker)
+    state, tis = trigger_and_approve(api, stack["approver"], {"round": "sample"}, on_running=kill_allocating_worker)
     assert killed, "allocate finished before a worker could be killed"
     assert state == "success", {k: v["state"] for k, v in tis.items()}
     assert tis["allocate"]["try_number"] > killed["try_number"]
     assert_same_publication(published_version(home), reference[1])
+
+
+def test_named_roles_least_privilege_through_the_api(stack):
+    """officer: trigger and read only; approver: answers approvals; operator: clear/retry but no
+    state changes; only admin edits XCom, sets states, deletes. The api-server binds localhost."""
+    officer, approver, operator, admin = stack["api"], stack["approver"], stack["operator"], stack["admin"]
+    home = stack["home"]
+    shutil.rmtree(home / "published", ignore_errors=True)
+    refused: dict[str, int] = {}
+
+    def attacks(run_id: str) -> None:
+        run = f"/dags/{DAG_ID}/dagRuns/{run_id}"
+        ti = f"{run}/taskInstances"
+        xcom = f"{ti}/allocate/xcomEntries/return_value"
+        forged = {"value": {"out_dir": "/tmp/forged", "round_id": "2026-R1"}, "map_index": -1}
+        for who, api in (("officer", officer), ("operator", operator)):
+            refused[f"{who} approves"] = api.status(
+                "PATCH", f"{ti}/approve/-1/hitlDetails", json={"chosen_options": ["Approve"], "params_input": {}})
+            refused[f"{who} patches XCom"] = api.status("PATCH", xcom, json=forged)
+            refused[f"{who} adds XCom"] = api.status("POST", f"{ti}/allocate/xcomEntries",
+                                                     json={"key": "forged", "value": 1, "map_index": -1})
+            refused[f"{who} marks approve success"] = api.status(
+                "PATCH", f"{ti}/approve", json={"new_state": "success"})
+            refused[f"{who} marks publish success"] = api.status(
+                "PATCH", f"{ti}/publish", json={"new_state": "success"})
+            refused[f"{who} marks the run success"] = api.status("PATCH", run, json={"state": "success"})
+            refused[f"{who} deletes the run"] = api.status("DELETE", run)
+            refused[f"{who} deletes the DAG"] = api.status("DELETE", f"/dags/{DAG_ID}")
+        refused["officer clears a task"] = officer.status(
+            "POST", f"/dags/{DAG_ID}/clearTaskInstances",
+            json={"dry_run": True, "task_ids": ["allocate"], "dag_run_id": run_id})
+        # what the roles may do
+        assert operator.status("POST", f"/dags/{DAG_ID}/clearTaskInstances",
+                               json={"dry_run": True, "task_ids": ["score"], "dag_run_id": run_id}) == 200
+        assert admin.status("GET", f"{xcom}") == 200
+
+    state, tis = trigger_and_approve(officer, approver, {"round": "sample", "time_limit_s": 5},
+                                     on_waiting=attacks)
+    assert refused and all(code in (401, 403) for code in refused.values()), refused
+    assert state == "success", {k: v["state"] for k, v in tis.items()}
+    entry = json.loads((home / "published" / "2026-R1.audit.jsonl").read_text().splitlines()[-1])
+    assert entry["triggered_by"] == "officer" and entry["approved_by"] == "approver (Approve)", entry
+    assert entry["four_eyes"] == "approver differs from the triggering user"
+    # approvers approve; they do not trigger runs
+    assert approver.status("POST", f"/dags/{DAG_ID}/dagRuns",
+                           json={"logical_date": None, "conf": {"round": "sample"}}) == 403
+    # the api-server listens on localhost only (production.env VOUCHER_API_HOST)
+    log = (home / "stack" / "api-server.log").read_text(errors="replace")
+    assert "0.0.0.0" not in log and "127.0.0.1" in log

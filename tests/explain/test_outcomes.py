@@ -9,6 +9,7 @@ import polars as pl
 from allocation import schema
 from allocation.explain.outcomes import build_awards, build_outcomes, item_outcomes
 from allocation.explain.reasons import explain_items
+from allocation.publish.lookup import explain
 from tests.explain.tiny import solved, tiny_round
 
 FOUR = [{"application_id": "A", "score": 90, "hours": 10},
@@ -117,3 +118,23 @@ def test_what_no_limit_allows_on_its_own_is_explained_and_never_waitlisted():
     assert "company 123-45-***** would exceed the ₩15,000 per-company cap" in by["A"]["reason_detail"]
     assert by["N"]["status"] == "not_selected" and by["N"]["reason"] == "company_cap"
     assert by["A"]["waitlist_rank"] is None and by["N"]["waitlist_rank"] is None
+
+
+def test_nobody_funded_never_says_the_budget_went_to_others():
+    # budget ₩1: no application's lowest level (₩5,000) fits, nobody is funded
+    model, config, _, _, choice, items = _items(FOUR, budget=1)
+    assert (choice < 0).all()
+    for row in items.iter_rows(named=True):
+        assert row["status"] != "awarded"
+        assert "nobody was funded" in row["reason_detail"], row["reason_detail"]
+        assert "used up" not in row["reason_detail"]
+
+
+def test_nobody_funded_applicant_wording():
+
+    row = {"reason": "budget_exhausted", "status": "not_selected", "score": 80.0, "score_needed": None}
+    assert "higher scores" in explain(row, 60)["en"]
+    words = explain(row, 60, nobody_funded=True)
+    assert "Nobody was funded" in words["en"] and "higher scores" not in words["en"]
+    gpu = {**row, "reason": "capacity_H100_exhausted"}
+    assert "higher scores" not in explain(gpu, 60, nobody_funded=True)["en"]

@@ -575,3 +575,21 @@ time_limit_s = 5.0
 opens = "2025-01-01"
 """)
     assert parse_config(config_to_toml(config)) == config
+
+
+@pytest.mark.parametrize("stem, header", [
+    ("applications", ",".join(app(1)) + "\n"),
+    ("requests", "application_id,gpu_type,gpu_hours\n"),
+])
+def test_header_only_applications_or_requests_stop_the_round(tmp_path, stem, header):
+    with pytest.raises(RoundError, match=rf"{stem}\.csv: the file has a header but no data rows"):
+        read_round(make_round(tmp_path, **{stem: header}))
+
+
+def test_budget_override_below_one_is_refused(valid_toml):
+    config = parse_config(valid_toml)
+    for bad in (0, -5):
+        with pytest.raises(RoundError, match="at least 1"):
+            config.with_overrides(budget_krw=bad)
+    with pytest.raises(RoundError, match="budget_krw"):
+        parse_config(valid_toml.replace("budget_krw = 5_000_000_000", "budget_krw = 0"))

@@ -48,6 +48,8 @@ def _public_texts(version: Path) -> dict[str, str]:
             with zipfile.ZipFile(path) as archive:
                 texts[rel] = "\n".join(archive.read(name).decode("utf-8", "replace")
                                        for name in archive.namelist())
+        elif path.suffix == ".sig":   # the raw Ed25519 signature of manifest.json: 64 random-looking bytes
+            texts[rel] = path.read_bytes().hex()
         else:
             texts[rel] = path.read_bytes().decode("utf-8-sig")
     return texts

@@ -63,7 +63,7 @@ def test_manifest_verifies_and_detects_tampering(solved, tmp_path):
 def test_publishing_twice_is_a_no_op_and_a_change_makes_v2(solved, tmp_path):
     first = publish(solved, tmp_path / "pub")
     again = publish(solved, tmp_path / "pub")
-    assert again == {**first, "created": False}
+    assert again == {**first, "created": False, "message": "unchanged: v1 kept"}
     changed = tmp_path / "changed"
     shutil.copytree(solved, changed)
     outcomes = pl.read_parquet(changed / "outcomes.parquet")
@@ -80,4 +80,4 @@ def test_crash_mid_publish_leaves_no_visible_version(solved, tmp_path, monkeypat
     with pytest.raises(OSError):
         publish(solved, tmp_path / "pub")
     round_root = tmp_path / "pub" / "2026-R1"
-    assert list(round_root.iterdir()) == []
+    assert [p.name for p in round_root.iterdir()] == ["signing_key.pub"]   # the round's key, no version

@@ -56,11 +56,11 @@ def test_killed_publisher_leaves_no_visible_version(solved, tmp_path, where):
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 9, run.stderr
     round_root = root / "2026-R1"
-    assert [p.name for p in round_root.iterdir() if not p.name.startswith(".")] == []
+    assert [p.name for p in round_root.iterdir() if not p.name.startswith(".")] == ["signing_key.pub"]
     assert any(p.name.startswith(".v1-") for p in round_root.iterdir())   # the dead one's leftovers
     info = publish(solved, root)
     assert info["version"] == 1 and info["created"]
-    assert [p.name for p in round_root.iterdir()] == ["v1"]              # leftovers cleaned
+    assert sorted(p.name for p in round_root.iterdir()) == ["signing_key.pub", "v1"]   # leftovers cleaned
     assert verify(Path(info["path"])) == []
 
 
@@ -77,7 +77,7 @@ def test_crash_while_writing_lookup_files_leaves_nothing(solved, tmp_path, monke
     monkeypatch.setattr(Path, "write_bytes", flaky)
     with pytest.raises(OSError, match="disk full"):
         publish(solved, tmp_path / "pub")
-    assert list((tmp_path / "pub" / "2026-R1").iterdir()) == []
+    assert [p.name for p in (tmp_path / "pub" / "2026-R1").iterdir()] == ["signing_key.pub"]
 
 
 def test_concurrent_publishers_make_one_version(solved, tmp_path):

@@ -176,9 +176,10 @@ def test_audit_trail_and_timeline(declined_refill):
     html = (d["v2"] / "report.html").read_text()
     assert "Timeline" in html and "v1" in html and "refill" in html and "2026-02-10" in html
     assert "Changes since v1" in html
-    # append-only: publishing again (unchanged) adds nothing
+    # publishing again (unchanged) adds no version, only the approval record (issue 13)
     again = publish(d["out2"], d["pub"], lookup_iterations=ITER)
-    assert not again["created"] and len(audit.read(d["pub"], ROUND_ID)) == 2
+    assert not again["created"] and again["message"] == "unchanged: v2 kept"
+    assert [e["kind"] for e in audit.read(d["pub"], ROUND_ID)] == ["allocation", "refill", "unchanged"]
 
 
 def test_refill_against_a_stale_version_is_refused(declined_refill, tmp_path):

@@ -1,8 +1,13 @@
-"""The version a refill or appeal builds on: a run folder, or a published version."""
+"""The version a refill or appeal builds on: a run folder, or a published version.
+
+A published version is always read from the officers' run folder it was published from (found
+through its audit line, checked against the signed manifest's result fingerprint): a forged
+public file can fail the check but never changes what a refill keeps."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,8 +15,9 @@ import polars as pl
 
 from allocation import files, schema
 from allocation.errors import RoundError
-from allocation.publish import audit
-from allocation.publish.manifest import verify
+from allocation.publish import audit, signing
+from allocation.publish.verify import verify_version
+from allocation.publish.version import result_fingerprint
 
 APP_ID = "application_id"
 
@@ -31,39 +37,42 @@ class Previous:
     out_dir: Path | None = None
 
 
+def _round_public_key(round_root: Path):
+    """The key the round's versions must be signed with: the publisher's own key when this
+    process has it ($VOUCHER_SIGNING_KEY), else the round's published signing_key.pub."""
+    if os.environ.get(signing.KEY_ENV):
+        return signing.load_private_key().public_key()
+    return signing.load_public_key(round_root / files.SIGNING_KEY_PUB)
+
+
 def _load_published(version_dir: Path) -> Previous:
-    problems = verify(version_dir)
+    """A published version, read from the officers' run folder it was published from — never
+    from the public files — after checking the version against its signed manifest, the audit
+    line the manifest pins, and the run folder against the manifest's result fingerprint."""
+    version_dir = Path(version_dir)
+    round_root = version_dir.parent
+    problems = verify_version(version_dir, _round_public_key(round_root))
     if problems:
-        raise RoundError(f"{version_dir} does not match its manifest ({', '.join(problems[:3])}); "
+        raise RoundError(f"{version_dir} does not match its signed manifest ({'; '.join(problems[:3])}); "
                          f"refusing to build on a tampered version")
     manifest = json.loads((version_dir / files.MANIFEST).read_text(encoding="utf-8"))
     round_id, version = manifest["round_id"], int(manifest["version"])
-    round_root = version_dir.parent
-    per_version: dict[int, dict[str, float]] = {}
-    as_of: dict[int, str | None] = {}
-    for v in files.list_versions(round_root):
-        if v > version:
-            continue
-        frame = pl.read_parquet(round_root / files.version_name(v) / files.AWARDS_PUBLIC_PARQUET)
-        per_version[v] = dict(zip(frame[APP_ID].to_list(), frame["award_fraction"].to_list()))
-        m = json.loads((round_root / files.version_name(v) / files.MANIFEST).read_text(encoding="utf-8"))
-        as_of[v] = (m.get("lifecycle") or {}).get("as_of")
-    awards = per_version[version]
-    offered = {}
-    for app_id in awards:
-        first = version
-        while first - 1 in per_version and app_id in per_version[first - 1]:
-            first -= 1
-        offered[app_id] = as_of.get(first)
-    ever = set().union(*per_version.values())
-    outcomes = out_dir = None
-    for entry in audit.read(round_root.parent, round_id):
-        if entry.get("version") == version and entry.get("out_dir"):
-            candidate = Path(entry["out_dir"])
-            if (candidate / files.OUTCOMES_PARQUET).is_file():
-                out_dir, outcomes = candidate, pl.read_parquet(candidate / files.OUTCOMES_PARQUET)
-    return Previous(round_id=round_id, label=f"v{version}", version=version, source=version_dir,
-                    awards=awards, offered=offered, ever_awarded=ever, outcomes=outcomes, out_dir=out_dir)
+    pinned = (manifest.get("audit") or {}).get("line_sha256")
+    entry = next((e for text, e in audit.read_lines(round_root.parent, round_id)
+                  if audit.line_hash(text) == pinned), None)
+    if entry is None or entry.get("version") != version or not entry.get("out_dir"):
+        raise RoundError(f"{version_dir}: its audit line (pinned by the signed manifest) is missing or "
+                         f"changed, so the officers' run folder it was published from is unknown")
+    out_dir = Path(entry["out_dir"])
+    if not files.is_run_folder(out_dir):
+        raise RoundError(f"v{version} was published from {out_dir}, which is no longer a run folder; "
+                         f"refills and appeals read the officers' run folder, not the public files")
+    if result_fingerprint(out_dir) != manifest.get("result_fingerprint"):
+        raise RoundError(f"the run folder {out_dir} no longer holds the result published as v{version} "
+                         f"(fingerprint differs from the signed manifest); refusing to build on it")
+    found = _load_run_folder(out_dir)
+    found.label, found.version, found.source = f"v{version}", version, version_dir
+    return found
 
 
 def _load_run_folder(out_dir: Path) -> Previous:

@@ -1,0 +1,86 @@
+"""Check a published round end to end (``voucher verify PUBLISH_ROOT/<round_id>``).
+
+For every version v1…vN, oldest first: the manifest's Ed25519 signature (manifest.sig) with the
+round's public key, every file against the manifest's sha256 (nothing missing, nothing added),
+the version number; then the audit trail next to the round folder: the hash chain, and that each
+version's own line (pinned by its signed manifest) is in it. Problems are listed in that order,
+so the first one is the first break.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from allocation import files
+from allocation.errors import RoundError
+from allocation.publish import audit, signing
+from allocation.publish.manifest import verify as verify_files
+
+
+def verify_version(version_dir: Path, public) -> list[str]:
+    """Problems of one version (empty: signed by public's key and intact)."""
+    version_dir = Path(version_dir)
+    name = version_dir.name
+    manifest_path, sig_path = version_dir / files.MANIFEST, version_dir / files.SIGNATURE
+    if not manifest_path.is_file():
+        return [f"{name}: {files.MANIFEST} missing"]
+    if not sig_path.is_file():
+        return [f"{name}: {files.SIGNATURE} missing (unsigned version)"]
+    data = manifest_path.read_bytes()
+    if not signing.is_valid(public, data, sig_path.read_bytes()):
+        return [f"{name}: signature of {files.MANIFEST} does not verify with the round's public key "
+                f"(the manifest was changed or signed by another key)"]
+    problems = []
+    try:
+        manifest = json.loads(data)
+    except json.JSONDecodeError:
+        return [f"{name}: {files.MANIFEST} is not JSON"]
+    if f"v{manifest.get('version')}" != name:
+        problems.append(f"{name}: the signed manifest is for v{manifest.get('version')}")
+    bad = verify_files(version_dir)
+    if bad:
+        problems.append(f"{name}: files do not match the signed manifest: {', '.join(bad[:5])}"
+                        + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
+    return problems
+
+
+def verify_round(round_root: Path, public_key: Path | None = None) -> dict:
+    """{"ok", "problems", "versions", "audit_lines", "key_sha256"} for PUBLISH_ROOT/<round_id>.
+
+    public_key: a PEM file obtained independently (default: the round's signing_key.pub).
+    RoundError when there is nothing to verify (no versions, no public key)."""
+    round_root = Path(round_root)
+    versions = files.list_versions(round_root)
+    if not versions:
+        raise RoundError(f"{round_root}: no published version (v1, v2, …) to verify")
+    key_file = Path(public_key) if public_key else round_root / files.SIGNING_KEY_PUB
+    if not key_file.is_file():
+        raise RoundError(f"{key_file}: public key not found (give --public-key FILE)")
+    public = signing.load_public_key(key_file)
+    problems: list[str] = []
+    manifests: dict[int, dict] = {}
+    for v in versions:
+        version_dir = round_root / files.version_name(v)
+        found = verify_version(version_dir, public)
+        problems += found
+        if not found:
+            manifests[v] = json.loads((version_dir / files.MANIFEST).read_text(encoding="utf-8"))
+    round_id = round_root.name
+    lines: list[tuple[str, dict]] = []
+    try:
+        lines = audit.read_lines(round_root.parent, round_id)
+    except RoundError as exc:
+        problems.append(f"audit trail: {exc}")
+    else:
+        pinned = {audit.line_hash(text): entry for text, entry in lines}
+        for v, manifest in manifests.items():
+            want = (manifest.get("audit") or {}).get("line_sha256")
+            entry = pinned.get(want)
+            if want is None:
+                problems.append(f"v{v}: the manifest pins no audit line")
+            elif entry is None or entry.get("version") != v:
+                problems.append(f"audit trail: the line of v{v} (sha256 {want[:12]}…) is missing or "
+                                f"was changed")
+    return {"ok": not problems, "problems": problems, "versions": versions,
+            "audit_lines": len(lines), "key_sha256": signing.key_id(public), "public_key": str(key_file)}
