@@ -40,6 +40,8 @@ from pathlib import Path
 import polars as pl
 import xlsxwriter
 
+from allocation.errors import RoundError
+
 # --- run folder -----------------------------------------------------------------------
 INTAKE = "intake"
 SCORES = "scores.parquet"
@@ -105,6 +107,26 @@ CHANGES_JSON = "changes.json"     # refills and appeals: what changed against th
 CHANGES_MD = "changes.md"
 
 _VERSION = re.compile(r"^v([1-9][0-9]*)$")
+
+
+_ROUND_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")   # as round.toml's [round] id
+
+
+def round_id_path_part(round_id: object) -> str:
+    """A round id as a folder name: letters, digits, _ and - only (RoundError otherwise)."""
+    if not isinstance(round_id, str) or not _ROUND_ID.match(round_id):
+        raise RoundError(f"round id {round_id!r} is not a valid folder name (letters, digits, _ and - "
+                         f"only); nothing was written")
+    return round_id
+
+
+def inside(root: Path, *parts: str) -> Path:
+    """root/parts, refused (RoundError) unless it resolves inside root."""
+    root = Path(root).resolve()
+    path = root.joinpath(*parts).resolve()
+    if path == root or not path.is_relative_to(root):
+        raise RoundError(f"{path} is outside {root}; nothing was written")
+    return path
 
 
 def version_name(version: int) -> str:

@@ -22,7 +22,7 @@ def results_index():
         index = vc.refresh_index()
         for round_id, entry in index["rounds"].items():
             log.info("round %s: versions %s, results page %s", round_id, entry["versions"], entry["results_page"])
-        return {"rounds": len(index["rounds"]), "index": f"{index['publish_root']}/index.json"}
+        return {"rounds": len(index["rounds"]), "index": str(vc.publish_root() / "index.json")}
 
     refresh()
 

@@ -250,6 +250,19 @@ def report_context(out_dir: Path, version: int | None = None) -> dict:
     }
 
 
+def _role(entry: dict, step: str) -> str:
+    """Who acted, as a role for the public report: the programme office, its approving officer
+    (and whether four eyes held), or the command line."""
+    if entry.get("via") != "airflow":
+        return "명령줄 / command line"
+    if step == "triggered":
+        return "담당자 / programme officer"
+    if not entry.get("approved_by"):
+        return "-"
+    waived = str(entry.get("four_eyes") or "").startswith("WAIVED")
+    return "승인권자 (본인 승인) / approver (self-approved)" if waived else "승인권자 / approving officer"
+
+
 def timeline_rows(entries: list[dict]) -> list[dict]:
     """Audit entries (allocation.audit) as timeline rows for the report, oldest first."""
     rows = []
@@ -265,7 +278,8 @@ def timeline_rows(entries: list[dict]) -> list[dict]:
         summary = e.get("summary") or {}
         rows.append({"version": e.get("version"), "kind": e.get("kind", "allocation"),
                      "date": (e.get("published_at") or "")[:10], "as_of": e.get("as_of") or "-",
-                     "triggered_by": e.get("triggered_by") or "-", "approved_by": e.get("approved_by") or "-",
+                     # roles, never staff account names: the audit trail (officers' side) keeps those
+                     "triggered_by": _role(e, "triggered"), "approved_by": _role(e, "approved"),
                      "funded": summary.get("funded"), "awarded_krw": summary.get("awarded_krw"),
                      "solver": (e.get("solver") or {}).get("status") or "-",
                      "inputs": hashlib.sha256(json.dumps(e.get("input_sha256") or {}, sort_keys=True)

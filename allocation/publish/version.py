@@ -152,7 +152,8 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
     if lookup_iterations is not None and lookup_iterations < lookup.MIN_ITERATIONS:
         raise ValueError(f"lookup_iterations must be at least {lookup.MIN_ITERATIONS:,}")
     report_json = json.loads((out_dir / files.SOLUTION).read_text(encoding="utf-8"))
-    round_id = report_json["round_id"]
+    round_id = report_json.get("round_id")
+    files.inside(publish_root, files.round_id_path_part(round_id))   # never a path outside the root
     if not int((report_json.get("summary") or {}).get("funded") or 0) and not allow_empty:
         raise RoundError(f"round {round_id}: this result funds nobody (0 awards). Publishing it tells "
                          f"every applicant they were not funded; if that is really intended, publish "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -20,8 +21,9 @@ import pytest
 from tests.dags.dagrun import FAST, ROUNDS, Officer, run_folder, run_round
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
-def test_approved_round_is_published(dagbag, runs_root, own_publish_root):
+def test_approved_round_is_published(dagbag, runs_root, own_publish_root, caplog):
     officer = Officer("Approve")
+    caplog.set_level(logging.INFO)
     dr, states = run_round(dagbag, {"round": "sample", **FAST}, officer)
     assert officer.error is None
     assert dr.state == "success", states
@@ -47,6 +49,22 @@ def test_approved_round_is_published(dagbag, runs_root, own_publish_root):
     public = pl.read_csv(version / "awards_public.csv")
     assert public.height == funded.height
     assert "receipt_code" not in public.columns
+
+    # what an Airflow viewer can read -- XCom, the task logs, the approval text -- holds no receipt
+    # code and no id of an application that was not funded (totals and links only)
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    with create_session() as session:
+        xcom = " ".join(str(x.value) for x in session.query(XComModel).filter(
+            XComModel.dag_id == "allocation_round", XComModel.run_id == dr.run_id))
+    assert xcom, "the run left no XCom to check"
+    viewer_text = "\n".join([xcom, caplog.text, officer.body])
+    codes = pl.read_csv(ROUNDS / "sample" / "applications.csv", encoding="cp949", infer_schema=False)
+    secrets = [c for c in codes["receipt_code"].drop_nulls().to_list() if len(c) >= 6]
+    not_funded = outcomes.filter(pl.col("status") != "awarded")["application_id"].drop_nulls().to_list()
+    assert secrets and not_funded and "ALLOCATION SUMMARY" in caplog.text   # the task logs were seen
+    assert [c for c in secrets if c in viewer_text] == []
+    assert [a for a in not_funded if a in viewer_text] == []
 
     # the Asset-scheduled index DAG lists what was published
     index_run = dagbag.dags["results_index"].test()

@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from allocation.errors import RoundError
 from allocation.publish import lookup
 from allocation.publish.manifest import verify
 from allocation.publish import version as version_module
@@ -81,3 +82,17 @@ def test_crash_mid_publish_leaves_no_visible_version(solved, tmp_path, monkeypat
         publish(solved, tmp_path / "pub")
     round_root = tmp_path / "pub" / "2026-R1"
     assert [p.name for p in round_root.iterdir()] == ["signing_key.pub"]   # the round's key, no version
+
+
+@pytest.mark.parametrize("round_id", ["../escaped_round", "a/b", "", None, "x" * 65, "/abs"])
+def test_publish_refuses_a_round_id_that_is_not_a_folder_name(solved, tmp_path, round_id):
+    out = tmp_path / "out"
+    shutil.copytree(solved, out)
+    report = json.loads((out / "solution.json").read_text(encoding="utf-8"))
+    report["round_id"] = round_id
+    (out / "solution.json").write_text(json.dumps(report), encoding="utf-8")
+    root = tmp_path / "pub" / "root"
+    root.mkdir(parents=True)
+    with pytest.raises(RoundError, match="not a valid folder name"):
+        publish(out, root)
+    assert list(tmp_path.joinpath("pub").rglob("*")) == [root]      # nothing created, inside or out
