@@ -25,7 +25,7 @@ from allocation.publish import diff, lookup, signing
 from allocation.publish.index import refresh_index
 from allocation.publish.verify import verify_round
 from allocation.publish.version import publish
-from allocation.rounds import allocate, panel, whatif
+from allocation.rounds import allocate, panel, retention, whatif
 from allocation.rounds.approval import lifecycle_markdown
 from allocation.rounds.lifecycle.refill import run_lifecycle
 
@@ -230,6 +230,27 @@ def cmd_assign(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    try:
+        before = date.fromisoformat(args.before)
+    except ValueError:
+        raise RoundError(f"--before {args.before!r}: not a date YYYY-MM-DD") from None
+    plan = retention.plan_purge(args.round_id, args.publish_root, args.runs_root, before)
+    s = plan.summary()
+    lookup = ", ".join(f"{v}: {n:,} files" for v, n in s["lookup_files"].items()) or "none"
+    console.print(f"Round {s['round_id']}, personal data older than {s['before']}:")
+    console.print(f"  run folders: {len(s['run_folders'])}"
+                  + (f" (kept: {s['kept_run_folder']}, the newest version's)" if s["kept_run_folder"] else ""))
+    console.print(f"  lookup files of versions published before {s['before']}: {lookup}")
+    console.print(f"  {s['bytes']:,} bytes in all")
+    if not args.apply:
+        console.print("Dry run: nothing was removed. Add --apply to remove it (recorded in the audit trail).")
+        return 0
+    retention.purge(plan, args.publish_root)
+    console.print("Removed, and recorded in the audit trail.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voucher", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -276,6 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keygen", help="generate an Ed25519 signing key (mode 600) for publishing")
     p.add_argument("path", type=Path)
     p.set_defaults(func=cmd_keygen)
+
+    p = sub.add_parser("purge", help="remove personal data no longer needed (dry run unless --apply)")
+    p.add_argument("round_id")
+    p.add_argument("--publish-root", type=Path, required=True)
+    p.add_argument("--runs-root", type=Path, help="the runs root whose run folders of this round may go")
+    p.add_argument("--before", required=True, help="YYYY-MM-DD: the end of the appeal window")
+    p.add_argument("--apply", action="store_true", help="remove (default: only say what would go)")
+    p.set_defaults(func=cmd_purge)
 
     p = sub.add_parser("lookup", help="an applicant's outcome from a published round (needs their code)")
     p.add_argument("application_id")

@@ -129,6 +129,12 @@ def inside(root: Path, *parts: str) -> Path:
     return path
 
 
+def is_lookup_file(rel: str) -> bool:
+    """A version's per-applicant lookup data (POSIX path relative to the version folder): what a
+    purge removes after the appeal window."""
+    return rel == LOOKUP_JSON or rel.startswith(LOOKUP_DIR + "/")
+
+
 def version_name(version: int) -> str:
     return f"v{int(version)}"
 

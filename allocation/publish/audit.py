@@ -29,6 +29,7 @@ from allocation.errors import RoundError
 
 CLI = "cli"
 GENESIS = "0" * 64          # prev_hash of the first line
+PURGE = "purge"             # kind of an entry recording personal data removed (allocation.rounds.retention)
 
 
 def audit_path(publish_root: Path, round_id: str) -> Path:
@@ -97,3 +98,9 @@ def append(publish_root: Path, round_id: str, entry: dict) -> str:
 
 def cli_actor() -> dict:
     return {"via": CLI, "triggered_by": CLI, "approved_by": CLI}
+
+
+def purged_lookup_versions(entries: list[dict]) -> set[int]:
+    """Versions whose lookup files a recorded purge removed."""
+    return {int(v[1:]) for e in entries if e.get("kind") == PURGE
+            for v in (e.get("removed") or {}).get("lookup_files", {})}

@@ -267,6 +267,15 @@ def timeline_rows(entries: list[dict]) -> list[dict]:
     """Audit entries (allocation.audit) as timeline rows for the report, oldest first."""
     rows = []
     for e in entries:
+        if e.get("kind") == "purge":   # allocation.rounds.retention
+            removed = e.get("removed") or {}
+            rows.append({"version": "-", "kind": "개인정보 파기 / personal data removed",
+                         "date": (e.get("purged_at") or "")[:10], "as_of": e.get("before") or "-",
+                         "triggered_by": _role(e, "triggered"), "approved_by": "-", "funded": None,
+                         "awarded_krw": None, "solver": "-", "inputs": "-",
+                         "changes": f"{removed.get('run_folders', 0)} run folder(s); lookup files of "
+                                    + (", ".join(removed.get("lookup_files") or {}) or "no version")})
+            continue
         diff = e.get("diff") or {}
         appeals = e.get("appeals") or {}
         parts = []

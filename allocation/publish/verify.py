@@ -18,8 +18,9 @@ from allocation.publish import audit, signing
 from allocation.publish.manifest import verify as verify_files
 
 
-def verify_version(version_dir: Path, public) -> list[str]:
-    """Problems of one version (empty: signed by public's key and intact)."""
+def verify_version(version_dir: Path, public, *, lookup_purged: bool = False) -> list[str]:
+    """Problems of one version (empty: signed by public's key and intact). lookup_purged: a
+    recorded purge removed its lookup files, so their absence is no break."""
     version_dir = Path(version_dir)
     name = version_dir.name
     manifest_path, sig_path = version_dir / files.MANIFEST, version_dir / files.SIGNATURE
@@ -39,6 +40,8 @@ def verify_version(version_dir: Path, public) -> list[str]:
     if f"v{manifest.get('version')}" != name:
         problems.append(f"{name}: the signed manifest is for v{manifest.get('version')}")
     bad = verify_files(version_dir)
+    if lookup_purged:
+        bad = [b for b in bad if not (files.is_lookup_file(b) and not (version_dir / b).exists())]
     if bad:
         problems.append(f"{name}: files do not match the signed manifest: {', '.join(bad[:5])}"
                         + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
@@ -60,9 +63,13 @@ def verify_round(round_root: Path, public_key: Path | None = None) -> dict:
     public = signing.load_public_key(key_file)
     problems: list[str] = []
     manifests: dict[int, dict] = {}
+    try:
+        purged = audit.purged_lookup_versions(audit.read(round_root.parent, round_root.name))
+    except RoundError:   # a broken chain is reported below
+        purged = set()
     for v in versions:
         version_dir = round_root / files.version_name(v)
-        found = verify_version(version_dir, public)
+        found = verify_version(version_dir, public, lookup_purged=v in purged)
         problems += found
         if not found:
             manifests[v] = json.loads((version_dir / files.MANIFEST).read_text(encoding="utf-8"))

@@ -108,7 +108,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def _round_lock(publish_root: Path, round_id: str):
+def round_lock(publish_root: Path, round_id: str):
     """One publisher per round at a time (advisory lock; released if the process dies)."""
     with open(publish_root / files.PUBLISH_LOCK.format(round_id=round_id), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -163,7 +163,7 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
     round_root = publish_root / round_id
     round_root.mkdir(parents=True, exist_ok=True)
     fingerprint = result_fingerprint(out_dir)
-    with _round_lock(publish_root, round_id):
+    with round_lock(publish_root, round_id):
         _remove_stale(round_root)
         _check_public_key(round_root, key)
         versions = files.list_versions(round_root)
