@@ -244,7 +244,8 @@ def verdicts(results: dict[int, dict]) -> list[str]:
             lines.append(f"- {n:,} {kind}: {med:.1f} s" + (f" (target ≤ {limit:g} s)" if limit else "")
                          + f", gap {gap:.1e} (≤ {GAP_TARGET:g}), kept awards identical and limits hold: "
                          + ("yes" if kept else "NO") + f" — {'met' if ok else '**NOT met**'}"
-                         + (f"; the same run's `voucher allocate` of the round took {alloc:.1f} s" if alloc else ""))
+                         + (f"; {'an earlier' if res['allocate'].get('reused_from_an_earlier_run') else 'the same'} "
+                            f"run's `voucher allocate` of the round took {alloc:.1f} s" if alloc else ""))
     return lines
 
 
