@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -161,13 +160,20 @@ def lifecycle_round(n: int, previous: Path, kind: str, decline_every: int, appea
     return dst
 
 
-def run_size(n: int, repeat: int, decline_every: int, appeals: int, kinds: list[str]) -> dict:
+def run_size(n: int, repeat: int, decline_every: int, appeals: int, kinds: list[str],
+             reuse_allocation: bool = False) -> dict:
     base = data_dir() / f"lifecycle_{n}"
     base.mkdir(parents=True, exist_ok=True)
     previous = base / "allocate"
-    shutil.rmtree(previous, ignore_errors=True)
-    rows = sh([PY, "-c", ALLOCATE_SCRIPT, str(round_dir(n)), str(previous)], timeout=3600)
-    result = {"allocate": rows[0] if rows else {"status": "no output"}}
+    saved = base / "allocate.json"
+    if reuse_allocation and saved.exists() and (previous / "solution.json").exists():
+        # the allocation of an earlier run (its row says so): only the refills/appeals run again
+        result = {"allocate": {**json.loads(saved.read_text()), "reused_from_an_earlier_run": True}}
+    else:
+        shutil.rmtree(previous, ignore_errors=True)
+        rows = sh([PY, "-c", ALLOCATE_SCRIPT, str(round_dir(n)), str(previous)], timeout=3600)
+        result = {"allocate": rows[0] if rows else {"status": "no output"}}
+        saved.write_text(json.dumps(result["allocate"]))
     print(f"[lifecycle {n}] allocate {json.dumps(result['allocate'])}", flush=True)
     for kind in kinds:
         rd = lifecycle_round(n, previous, kind, decline_every, appeals)
@@ -191,7 +197,8 @@ def table(results: dict[int, dict]) -> list[str]:
     for n, res in results.items():
         alloc = res["allocate"]
         t = alloc.get("timings", {})
-        lines.append(f"| {n:,} | allocate (reference) | — | {alloc.get('awardees', '—')} | {alloc.get('wall', '—')} | "
+        ref = "allocate (reference" + (", an earlier run's)" if alloc.get("reused_from_an_earlier_run") else ")")
+        lines.append(f"| {n:,} | {ref} | — | {alloc.get('awardees', '—')} | {alloc.get('wall', '—')} | "
                      f"{alloc.get('wall', '—')} | 1 | {t.get('solve', '—')} | {t.get('explain', '—')} | "
                      f"{alloc.get('status')}, {alloc.get('gap', 0):.1e} | {alloc.get('strategy')} | — | "
                      f"{alloc.get('peak_rss_mib', '—')} |")
@@ -237,7 +244,8 @@ def verdicts(results: dict[int, dict]) -> list[str]:
             lines.append(f"- {n:,} {kind}: {med:.1f} s" + (f" (target ≤ {limit:g} s)" if limit else "")
                          + f", gap {gap:.1e} (≤ {GAP_TARGET:g}), kept awards identical and limits hold: "
                          + ("yes" if kept else "NO") + f" — {'met' if ok else '**NOT met**'}"
-                         + (f"; the same run's `voucher allocate` of the round took {alloc:.1f} s" if alloc else ""))
+                         + (f"; {'an earlier' if res['allocate'].get('reused_from_an_earlier_run') else 'the same'} "
+                            f"run's `voucher allocate` of the round took {alloc:.1f} s" if alloc else ""))
     return lines
 
 
@@ -248,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decline-every", type=int, default=20, help="every k-th awardee declines (default 20: 5%%)")
     ap.add_argument("--appeals", type=int, default=20, help="upheld appeals in the appeal run")
     ap.add_argument("--kinds", default="refill,appeal")
+    ap.add_argument("--reuse-allocation", action="store_true",
+                    help="reuse the allocation of an earlier run of this size (its row is marked)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "lifecycle.md"))
     a = ap.parse_args(argv)
     command = ".venv/bin/python -m bench.lifecycle " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -256,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     results = {}
     for n in [int(x) for x in a.sizes.split(",") if x]:
-        results[n] = run_size(n, a.repeat, a.decline_every, a.appeals, [k for k in a.kinds.split(",") if k])
+        results[n] = run_size(n, a.repeat, a.decline_every, a.appeals, [k for k in a.kinds.split(",") if k],
+                              reuse_allocation=a.reuse_allocation)
     md = lifecycle_markdown(results, command.strip(), started, time.perf_counter() - t0, mach, a)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text("\n".join(md), encoding="utf-8")

@@ -230,14 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--e2e", default="100000,1000000", help="sizes for the end-to-end run ('' = none)")
     ap.add_argument("--lifecycle", default="100000,1000000",
                     help="sizes for refill and appeal runs (bench.lifecycle; '' = none)")
-    ap.add_argument("--tight", default="0,1,2,3,4",
-                    help="seeds of the 120-application tight-quota rounds (bench.tight; '' = none)")
+    ap.add_argument("--tight", default="120:0.85,0.6:0,1,2,3,4;250:0.9,0.7:2;400:0.85,0.6:2",
+                    help="tight-quota small rounds, APPLICATIONS:NC,FT:SEEDS groups separated by ';' "
+                         "(bench.tight; '' = none)")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     a = ap.parse_args(argv)
     from bench.lifecycle import run_size as run_lifecycle_size
     from bench.lifecycle import table as lifecycle_table
     from bench.lifecycle import verdicts as lifecycle_verdicts
     from bench.tight import measure as tight_measure
+    from bench.tight import parse_rounds as parse_tight_rounds
     from bench.tight import table as tight_table
     command = ".venv/bin/python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.strftime("%Y-%m-%d %H:%M")
@@ -254,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     e2e = run_e2e([int(x) for x in a.e2e.split(",") if x])
     lifecycle = {n: run_lifecycle_size(n, 1, 20, 20, ["refill", "appeal"])
                  for n in [int(x) for x in a.lifecycle.split(",") if x]}
-    tight_rows = [tight_measure(120, int(seed), (0.85, 0.6), 300.0) for seed in a.tight.split(",") if seed]
+    tight_rows = [tight_measure(n, seed, shares, 300.0) for n, shares, seed in parse_tight_rounds(a.tight)]
     mach["load_at_end"] = load_average()
     total = time.perf_counter() - t0
 
@@ -309,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         md += ["", *lifecycle_verdicts(lifecycle), ""]
     if tight_rows:
         md += ["## Small rounds with tight quotas (bench.tight)", "",
-               "`bench.synthetic -n 120 --quota-shares 0.85,0.6`, seeds as listed; ours = `auto` with the "
+               "`bench.synthetic -n N --quota-shares NC,FT --seed S` as listed; ours = `auto` with the "
                "round's settings (solve and quota costs), plain CP-SAT = one solve with the whole time limit "
                "(what `auto` was before issue 16), exact optimum = HiGHS with mip_rel_gap 0.", ""]
         md += tight_table(tight_rows)

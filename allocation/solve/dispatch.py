@@ -51,7 +51,7 @@ AUTO_FIRST_TRY_S = 2.0
 AUTO_RACE_STEP_S = 10.0
 RACE_CPSAT_PARAMETERS: dict[str, object] = {"linearization_level": 2}
 # each quota's exact re-solve (its cost) gets its own budget, hinted with the round's allocation
-QUOTA_COST_TIME_S = 10.0
+QUOTA_COST_TIME_S = 5.0
 
 
 def choose_strategy(problem: AllocationProblem, strategy: str = "auto") -> str:
