@@ -78,7 +78,17 @@ def review_assignment():
     @task
     def release(a: dict, **context) -> dict:
         from allocation.rounds import panel
-        actor = vc.audit_actor(context)  # who triggered and approved
+        # who triggered and who answered the approval (the HITL response as Airflow hands it to
+        # the next task). Not yet bound to a fingerprint like publish (dags/voucher_approval.py).
+        run, ti = context.get("dag_run"), context.get("ti")
+        decision = ti.xcom_pull(task_ids="approve") if ti is not None else None
+        user = (decision or {}).get("responded_by_user") or {}
+        approved = (user.get("name") or user.get("id")) if isinstance(user, dict) else str(user)
+        if (decision or {}).get("chosen_options"):
+            approved = f"{approved} ({', '.join(decision['chosen_options'])})"
+        actor = {"via": "airflow", "triggered_by": str(getattr(run, "triggering_user_name", None) or "airflow"),
+                 "approved_by": approved,
+                 "dag_id": getattr(run, "dag_id", None), "run_id": getattr(run, "run_id", None)}
         result = panel.release(Path(a["out_dir"]), panel_outbox(), actor=actor)
         log.info("RELEASED work lists of round %s to %s", result["round_id"], result["path"])
         return {k: result[k] for k in ("round_id", "path", "reviews")}

@@ -5,6 +5,7 @@
 #   deploy/stack.sh start    migrate the DB, create the solver pool, start every component
 #   deploy/stack.sh stop     stop them all (TERM, then KILL after 30 s)
 #   deploy/stack.sh status   which components run
+#   deploy/stack.sh rotate-passwords   new PostgreSQL/Redis passwords (then stop + start)
 #   deploy/stack.sh env      print the environment (source it: eval "$(deploy/stack.sh env)")
 # State (logs, pids, secrets, runs, published rounds) lives in $VOUCHER_STACK_HOME
 # (default <project>/airflow-prod, git-ignored).
@@ -28,6 +29,12 @@ load_env() {
     AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$AIRFLOW_HOME/secrets/jwt_secret")"
     AIRFLOW__API__SECRET_KEY="$(cat "$AIRFLOW_HOME/secrets/api_secret_key")"
     export AIRFLOW__CORE__FERNET_KEY AIRFLOW__API_AUTH__JWT_SECRET AIRFLOW__API__SECRET_KEY
+    VOUCHER_PG_PASSWORD="$(cat "$AIRFLOW_HOME/secrets/pg_password")"
+    VOUCHER_REDIS_PASSWORD="$(cat "$AIRFLOW_HOME/secrets/redis_password")"
+    local pg="$VOUCHER_PG_USER:$VOUCHER_PG_PASSWORD@$VOUCHER_PG_HOST:5432/$VOUCHER_PG_DB"
+    export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg2://$pg"
+    export AIRFLOW__CELERY__RESULT_BACKEND="db+postgresql://$pg"
+    export AIRFLOW__CELERY__BROKER_URL="redis://$VOUCHER_REDIS_USER:$VOUCHER_REDIS_PASSWORD@$VOUCHER_REDIS_HOST/0"
     export VOUCHER_SIGNING_KEY="${VOUCHER_SIGNING_KEY:-$AIRFLOW_HOME/secrets/signing_key.pem}"   # signs manifests
     export VOUCHER_RUNS_ROOT="${VOUCHER_RUNS_ROOT:-$AIRFLOW_HOME/runs}"
     export VOUCHER_PUBLISH_ROOT="${VOUCHER_PUBLISH_ROOT:-$AIRFLOW_HOME/published}"
@@ -38,12 +45,31 @@ load_env() {
     fi
 }
 
-ensure_database() {
+ensure_database() {  # a role of its own with the generated password, owning the database
+    psql -h "$VOUCHER_PG_HOST" -U postgres -v ON_ERROR_STOP=1 -q \
+        -v user="$VOUCHER_PG_USER" -v pass="$VOUCHER_PG_PASSWORD" >/dev/null <<'SQL'
+SELECT format('CREATE ROLE %I LOGIN', :'user') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'user') \gexec
+SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', :'user', :'pass') \gexec
+SQL
     if ! psql -h "$VOUCHER_PG_HOST" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$VOUCHER_PG_DB'" \
         | grep -q 1; then
-        echo "==> creating PostgreSQL database $VOUCHER_PG_DB"
-        psql -h "$VOUCHER_PG_HOST" -U postgres -qc "CREATE DATABASE \"$VOUCHER_PG_DB\""
+        echo "==> creating PostgreSQL database $VOUCHER_PG_DB (owner $VOUCHER_PG_USER)"
+        psql -h "$VOUCHER_PG_HOST" -U postgres -qc "CREATE DATABASE \"$VOUCHER_PG_DB\" OWNER \"$VOUCHER_PG_USER\""
     fi
+    # the Celery broker's Redis ACL user (the server's default user is the operator's to lock)
+    "$VENV/bin/python" - "$VOUCHER_REDIS_HOST" "$VOUCHER_REDIS_USER" "$VOUCHER_REDIS_PASSWORD" <<'PYEOF'
+import sys, redis
+host, port = sys.argv[1].rsplit(":", 1)
+redis.Redis(host=host, port=int(port)).acl_setuser(sys.argv[2], enabled=True, reset_passwords=True,
+    passwords=["+" + sys.argv[3]], keys=["*"], channels=["*"], commands=["+@all"])
+PYEOF
+}
+
+rotate() {  # new PostgreSQL and Redis passwords, applied; restart the components afterwards
+    "$VENV/bin/python" "$ROOT/deploy/make_secrets.py" "$AIRFLOW_HOME" --rotate-db-passwords
+    load_env
+    ensure_database
+    echo "==> PostgreSQL role $VOUCHER_PG_USER and Redis user $VOUCHER_REDIS_USER have new passwords; restart: $0 stop && $0 start"
 }
 
 start_component() {  # name, then the airflow arguments; each in its own process group
@@ -137,6 +163,7 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status) status ;;
+    rotate-passwords) rotate ;;
     env) load_env >/dev/null; env | grep -E '^(AIRFLOW|VOUCHER)_' | sed 's/^/export /' ;;
     *) sed -n '2,11p' "$0"; exit 2 ;;
 esac

@@ -240,3 +240,27 @@ def test_named_roles_least_privilege_through_the_api(stack):
     # the api-server listens on localhost only (production.env VOUCHER_API_HOST)
     log = (home / "stack" / "api-server.log").read_text(errors="replace")
     assert "0.0.0.0" not in log and "127.0.0.1" in log
+
+
+def test_database_and_broker_use_generated_passwords(stack):
+    """The metadata DB and the Celery broker are reached as their own users with generated
+    passwords (secrets/, 0600), never as the passwordless superuser or default user."""
+    import redis
+    home, env = stack["home"], stack["env"]
+    secrets = {name: (home / "secrets" / name).read_text().strip() for name in ("pg_password", "redis_password")}
+    for name in secrets:
+        assert len(secrets[name]) >= 40 and oct((home / "secrets" / name).stat().st_mode & 0o777) == "0o600"
+    shown = subprocess.run([str(ROOT / "deploy" / "stack.sh"), "env"], env=env, capture_output=True,
+                           text=True, timeout=120, check=True).stdout
+    assert f"voucher:{secrets['pg_password']}@" in shown and "postgres@" not in shown
+    assert f"redis://voucher:{secrets['redis_password']}@" in shown
+    # the role exists with a password and owns the database
+    query = (f"SELECT r.rolpassword IS NOT NULL, d.datdba = r.oid FROM pg_authid r, pg_database d "
+             f"WHERE r.rolname = 'voucher' AND d.datname = '{env['VOUCHER_PG_DB']}'")
+    row = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", query], capture_output=True,
+                         text=True, timeout=60, check=True).stdout.strip()
+    assert row == "t|t"
+    # Redis checks the ACL user's password
+    assert redis.Redis(host="127.0.0.1", port=6379, username="voucher", password=secrets["redis_password"]).ping()
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=6379, username="voucher", password="wrong").ping()
