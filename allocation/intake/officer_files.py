@@ -18,7 +18,7 @@ from allocation import files, schema
 from allocation.config import RoundConfig
 from allocation.errors import RoundError
 from allocation.intake.tables import (APP_ID, check_cells, duplicate_issues, issues_frame,
-                                      read_table)
+                                      raise_issues, read_table)
 
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
@@ -33,16 +33,6 @@ def _table_file(round_dir: Path, name: str) -> Path:
     if not path.is_file():
         raise RoundError(f"{path}: file not found")
     return path
-
-
-def _raise_issues(file: str, issues: pl.DataFrame, what: str) -> None:
-    if issues.is_empty():
-        return
-    lines = [f"  - {file} row {r['row']}" + (f" [{r['column']}]" if r["column"] else "")
-             + f": {r['message']} ({r['code']})"
-             for r in issues.unique().sort("row", "column", "code", nulls_last=False).iter_rows(named=True)]
-    raise RoundError(f"{file}: {len(lines)} problem(s); {what} cannot run until they are fixed "
-                     f"(rows as in Excel, header = row 1):\n" + "\n".join(lines))
 
 
 def _membership_issues(frame: pl.DataFrame, file: str, bad: pl.Expr, code: str,
@@ -93,7 +83,7 @@ def read_responses(round_dir: Path, name: str, known_ids: set[str], awardees: se
                            pl.format("application '{}' was not awarded in {}; only awardees respond",
                                      pl.col(APP_ID), pl.lit(previous_label))),
     ])
-    _raise_issues(file, issues, "the refill")
+    raise_issues(file, issues, "the refill")
     return typed.select(APP_ID, "response", "responded_on", schema.SOURCE_ROW), digest
 
 
@@ -118,7 +108,7 @@ def read_appeals(round_dir: Path, name: str, known_ids: set[str]) -> tuple[pl.Da
                        pl.format("appeal of '{}' is rejected but asks make_eligible; a rejected "
                                  "appeal changes nothing", pl.col(APP_ID)), pl.col(APP_ID)),
     ])
-    _raise_issues(file, issues, "the appeal")
+    raise_issues(file, issues, "the appeal")
     out = typed.with_columns(eligible_value.fill_null(False).alias("make_eligible"))
     return out.select(APP_ID, "decision", "note", "make_eligible", schema.SOURCE_ROW), digest
 
@@ -152,7 +142,7 @@ def read_replacement_reviews(path: Path, upheld: set[str], config: RoundConfig
                        pl.format("criterion '{}' is not weighted in round.toml (known: {})",
                                  pl.col("criterion"), pl.lit(", ".join(sorted(weighted)))), pl.col(APP_ID)),
     ])
-    _raise_issues(file, issues, "the appeal")
+    raise_issues(file, issues, "the appeal")
     # enough distinct reviewers per weighted criterion for each replaced application
     need = config.scoring.min_reviewers
     short = []

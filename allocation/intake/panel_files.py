@@ -28,7 +28,7 @@ from allocation import files, schema, text
 from allocation.errors import RoundError
 from allocation.identifiers import business_no_is_valid_expr
 from allocation.intake.tables import (APP_ID, SOURCE_ROW, check_cells, duplicate_issues,
-                                      issues_frame, read_table)
+                                      issues_frame, raise_issues, read_table)
 
 REVIEWER_ID = "reviewer_id"
 _EMPTY_LIST = pl.List(pl.String)
@@ -47,16 +47,6 @@ def panel_path(round_dir: Path, spec: schema.TableSpec) -> Path | None:
 def has_review_rules(round_dir: Path) -> bool:
     """True when reviews are checked against conflicts or assignments at scoring time."""
     return any(panel_path(round_dir, spec) is not None for spec in (schema.CONFLICTS, schema.ASSIGNMENTS))
-
-
-def raise_issues(file: str, issues: pl.DataFrame, what: str) -> None:
-    if issues.is_empty():
-        return
-    lines = [f"  - {file} row {r['row']}" + (f" [{r['column']}]" if r["column"] else "")
-             + f": {r['message']} ({r['code']})"
-             for r in issues.unique().sort("row", "column", "code", nulls_last=False).iter_rows(named=True)]
-    raise RoundError(f"{file}: {len(lines)} problem(s); {what} cannot run until they are fixed "
-                     f"(rows as in Excel, header = row 1):\n" + "\n".join(lines))
 
 
 def split_list(column: str, lower: bool = True) -> pl.Expr:

@@ -306,3 +306,15 @@ def read_table(path: Path, spec: schema.TableSpec) -> tuple[pl.DataFrame, str]:
         raise RoundError(f"{path}: cannot read the file ({exc.strerror}).") from None
     frame = tidy(READERS[Path(path).suffix](data, Path(path).name), spec, Path(path).name)
     return frame, hashlib.sha256(data).hexdigest()
+
+
+def raise_issues(file: str, issues: pl.DataFrame, what: str) -> None:
+    """For tables where any bad row stops the run (officers' files, the panel's): one RoundError
+    listing every problem (file, row as in Excel, column, message, code)."""
+    if issues.is_empty():
+        return
+    lines = [f"  - {file} row {r['row']}" + (f" [{r['column']}]" if r["column"] else "")
+             + f": {r['message']} ({r['code']})"
+             for r in issues.unique().sort("row", "column", "code", nulls_last=False).iter_rows(named=True)]
+    raise RoundError(f"{file}: {len(lines)} problem(s); {what} cannot run until they are fixed "
+                     f"(rows as in Excel, header = row 1):\n" + "\n".join(lines))

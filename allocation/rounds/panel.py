@@ -29,10 +29,9 @@ from allocation import files, schema
 from allocation.config import load_config
 from allocation.errors import RoundError
 from allocation.intake.panel_files import (REVIEWER_ID, conflict_pairs, list_cell_issues, panel_path,
-                                           raise_issues, read_assignments, read_conflicts, read_reviewers,
-                                           split_list)
+                                           read_assignments, read_conflicts, read_reviewers, split_list)
 from allocation.intake.tables import (APP_ID, ISSUES_SCHEMA, SOURCE_ROW, check_cells, duplicate_issues,
-                                      issues_frame, read_table, table_path)
+                                      issues_frame, raise_issues, read_table, table_path)
 from allocation.publish.award_list import neutralise
 from allocation.solve.assignment import PanelProblem, PanelSolution, solve_panel
 
