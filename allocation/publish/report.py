@@ -21,6 +21,7 @@ import polars as pl
 from allocation import files, schema
 from allocation.config import load_config
 from allocation.model.money import copay_and_awarded
+from allocation.publish import labels
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
@@ -90,10 +91,11 @@ def _fmt_tick(value: float) -> str:
 # --- Charts (SVG geometry; templates draw it) -----------------------------------------
 
 def _hbars(label: str, items: list[tuple[str, float, str, float | None]], width: int = 720,
-           label_width: int = 110, bar_h: int = 20, gap: int = 8) -> dict:
-    """items: (label, value, value label, capacity or None). Bars scale to the largest value."""
+           label_width: int = 110, bar_h: int = 20, gap: int = 8, value_width: int = 90) -> dict:
+    """items: (label, value, value label, capacity or None). Bars scale to the largest value;
+    value_width is kept free on the right for the value labels."""
     top = max([max(v, c or 0) for _, v, _, c in items] + [1e-9])
-    span = width - label_width - 90
+    span = width - label_width - value_width
     bars = []
     for i, (name, value, text, cap) in enumerate(items):
         bars.append({"label": name, "value": text, "y": 6 + i * (bar_h + gap), "h": bar_h,
@@ -198,8 +200,11 @@ def report_context(out_dir: Path, version: int | None = None) -> dict:
                      "requested": wanted, "used": awarded / cap_hours if cap_hours else None,
                      "oversubscription": wanted / cap_hours if cap_hours else None,
                      "binding": bool(limits.get(f"gpu:{gpu}", {}).get("binding"))})
-    util_chart = _hbars("GPU-hours awarded against capacity per GPU type",
-                        [(g["gpu_type"], g["awarded"], _pct(g["used"]), g["capacity"]) for g in gpus])
+    # utilisation as a share of each type's own capacity: 99.9 % of a small pool is a full bar
+    util_chart = _hbars("Share of each GPU type's hours awarded",
+                        [(g["gpu_type"], 100 * (g["used"] or 0.0),
+                          f"{_pct(g['used'])} ({g['awarded']:,} / {g['capacity']:,} h)", 100.0) for g in gpus],
+                        value_width=250)
 
     awarded = outcomes.filter(pl.col("status") == schema.STATUS_AWARDED)
     total_awarded = int(awarded["awarded_krw"].sum() or 0)
@@ -217,7 +222,8 @@ def report_context(out_dir: Path, version: int | None = None) -> dict:
     hist = _histogram(list(zip(scored["score"].to_list(),
                                (scored["status"] == schema.STATUS_AWARDED).to_list())), cutoff, min_score)
 
-    by_reason = [{"status": s, "reason": r, "count": n} for s, r, n in
+    by_reason = [{"status": labels.status_label(s), "reason": labels.reason_label(r), "count": n}
+                 for s, r, n in
                  outcomes.group_by("status", "reason").len()
                  .with_columns(order=pl.col("status").replace_strict(
                      {k: i for i, k in enumerate(schema.STATUSES)}, default=len(schema.STATUSES)))

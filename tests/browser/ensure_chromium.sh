@@ -4,7 +4,7 @@
 # Exit 0 when /usr/bin/chromium is there afterwards, non-zero (with the reason on stderr) if not.
 set -uo pipefail
 
-have_korean_font() { command -v fc-list >/dev/null && fc-list :lang=ko 2>/dev/null | grep -q .; }
+have_korean_font() { command -v fc-list >/dev/null && fc-list :lang=ko 2>/dev/null | grep -q "Noto Sans CJK"; }
 
 if [ -x /usr/bin/chromium ] && have_korean_font; then
     exit 0
@@ -28,7 +28,7 @@ if [ ! -x /usr/bin/chromium ]; then
     $SUDO apt-get install -y -qq chromium >>"$log" 2>&1 \
         || { tail -20 "$log" >&2; echo "ensure_chromium: apt-get install chromium failed" >&2; exit 1; }
 fi
-# A Korean font makes screenshots readable; the tests do not depend on it.
-have_korean_font || $SUDO apt-get install -y -qq fonts-nanum >>"$log" 2>&1 || echo "ensure_chromium: no Korean font" >&2
+# Noto CJK: the Linux font of the pages' font stack (Korean renders as boxes without a CJK font)
+have_korean_font || $SUDO apt-get install -y -qq fonts-noto-cjk >>"$log" 2>&1 || echo "ensure_chromium: no Korean font" >&2
 rm -f "$log"
 [ -x /usr/bin/chromium ]
