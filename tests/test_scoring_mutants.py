@@ -119,3 +119,15 @@ def test_calibrated_and_raw_scores_differ_and_the_score_is_rounded_to_two_decima
     assert scores["calibrated_score"].to_list() == pytest.approx([round(a, 4), 88.75, 100.0], abs=1e-12)
     assert scores["score"].to_list() == pytest.approx([round(a, 2), 88.75, 100.0], abs=1e-12)
     assert round(a, 4) != round(a, 2)
+
+
+def test_a_reviewer_with_a_spread_below_one_point_is_calibrated_too():
+    # r1: 70, 71, 72 (mean 71, population std sqrt(2/3) ≈ 0.82 < 1); r2: one 100 (raw).
+    # Panel 70, 71, 72, 100: mean 78.25, variance (68.0625 + 52.5625 + 39.0625 + 473.0625) / 4
+    # = 158.1875. r1 calibrated = 78.25 + sqrt(158.1875) x (s - 71) / sqrt(2/3)
+    #                           = 78.25 -/+ sqrt(158.1875 x 3 / 2) for 70 / 72, 78.25 for 71.
+    rows = [("A", "r1", "technical", 70.0), ("B", "r1", "technical", 71.0), ("C", "r1", "technical", 72.0),
+            ("D", "r2", "technical", 100.0)]
+    d = math.sqrt(158.1875 * 3 / 2)
+    out = calibrate_reviews(_reviews(rows))
+    assert out["calibrated"].to_list() == pytest.approx([78.25 - d, 78.25, 78.25 + d, 100.0], abs=1e-9)
