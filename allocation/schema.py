@@ -199,6 +199,7 @@ OUTCOME_REASONS: dict[str, str] = {
     "company_cap": "the per-company award cap is reached",
     "quota": "funding it would break a minimum-share quota",
     "not_optimal": "other applications give more merit for the same resources",
+    "request_too_small": "no award level grants even one whole GPU-hour of the request",
     # After publication (allocation.lifecycle): awards released, never re-funded.
     "declined": "the applicant declined the published award",
     "lapsed": "the published award was not accepted by the deadline",

@@ -33,6 +33,8 @@ def _blocker_sentence(code: str, quotas: list[str], business_no: str, config: Ro
         shares = {q.name: q.min_share for q in config.quotas}
         return "; ".join(f"the '{name}' quota would fall below {shares[name]:.0%} of the awarded budget"
                          for name in quotas)
+    if code == "request_too_small":
+        return "no award level of the round grants even one whole GPU-hour of the request"
     if code == "not_optimal":
         return "the solver stopped before proving optimality"
     return schema.OUTCOME_REASONS.get(code, code)

@@ -102,6 +102,7 @@ def explain_items(model: ModelData, choice: np.ndarray,
     # own, whatever the others get (no award of anyone else could make room for it).
     step = np.maximum(nxt, 0)
     alone = has_next & ~problem.allowed[items, step] if n else np.zeros(0, bool)
+    nothing = ~(problem.company_weight > 0).any(axis=1) if n else np.zeros(0, bool)
     if alone.any():
         over_rows = np.where(alone, problem.weight[:, items, step] > problem.capacity[:, None], over_rows)
         over_company = np.where(alone, problem.company_weight[items, step] > problem.company_cap, over_company)
@@ -119,12 +120,16 @@ def explain_items(model: ModelData, choice: np.ndarray,
         for q in range(Q):
             bits |= under_cover[q].astype(np.int64) << (R + 1 + q)
         key = np.where(has_next, 1 + bits, 0)        # 1 + bits >= 1
+        # no level grants even one whole GPU-hour (a tiny request at fractional levels)
+        key = np.where(nothing, -1, key)
     uniq, pattern = np.unique(key, return_inverse=True)
     patterns = []
     for k in uniq.tolist():
         codes: list[str] = []
         quotas: list[str] = []
-        if k > 0:
+        if k < 0:
+            codes.append("request_too_small")
+        elif k > 0:
             b = k - 1
             codes += [_row_reason(name) for r, name in enumerate(problem.row_names) if b >> r & 1]
             if b >> R & 1:
@@ -152,7 +157,7 @@ def explain_items(model: ModelData, choice: np.ndarray,
             # the LP's duals carry float noise (7000.000000000002): an exact break-even stays exact
             needed = np.ceil(ratio - 1e-9 * np.maximum(np.abs(ratio), 1.0)) / 100.0
         score_needed = np.where(ok & ~funded & (needed > model.scores), needed, np.nan)
-    return ItemExplanation(next_option=nxt, score_needed=score_needed, forbidden=alone,
+    return ItemExplanation(next_option=nxt, score_needed=score_needed, forbidden=alone | nothing,
                            pattern=pattern, patterns=tuple(patterns))
 
 

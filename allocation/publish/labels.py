@@ -16,6 +16,7 @@ REASON = {
     "company_cap": ("기업당 지원 한도 도달", "the per-company limit was reached"),
     "quota": ("의무 배정 비율 유지", "a minimum share for a group had to be kept"),
     "not_optimal": ("최적화 미완료", "the optimisation stopped early"),
+    "request_too_small": ("신청 시간이 너무 적음", "no award level grants a whole GPU-hour"),
     "declined": ("선정 후 포기", "award declined by the applicant"),
     "lapsed": ("수락 기한 경과", "award not accepted in time"),
     "missing_application_id": ("접수번호 누락", "application id missing"),

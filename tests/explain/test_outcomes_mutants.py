@@ -178,8 +178,6 @@ def test_build_awards_lines_per_type_skip_zero_hours_and_price_each_type():
     assert build_awards(model, np.array([-1, -1, -1])).height == 0
 
 
-@pytest.mark.xfail(strict=True, reason="bug found by mutation testing, not fixed here: an application "
-                   "whose every level grants 0 GPU-hours is waitlisted as 'not_optimal' with an empty 'because'")
 def test_an_application_no_level_of_which_grants_an_hour_is_told_why_and_not_waitlisted():
     # Levels 50 % and 75 %: a 1-hour request gets floor(0.5) = floor(0.75) = 0 hours at every level,
     # so no award of it is possible. Today it is waitlisted (rank 1, ahead of everyone) with the
@@ -196,7 +194,8 @@ def test_an_application_no_level_of_which_grants_an_hour_is_told_why_and_not_wai
     choice, ex = solved(model)
     a = _rows(item_outcomes(model, choice, ex, config))["A"]
     assert a["waitlist_rank"] is None and a["status"] == "not_selected"
-    assert not a["reason_detail"].endswith("because ") and a["reason"] != "not_optimal"
+    assert not a["reason_detail"].endswith("because ") and a["reason"] == "request_too_small"
+    assert "no award level of the round grants even one whole GPU-hour" in a["reason_detail"]
 
 
 def test_an_application_that_can_never_be_funded_is_told_only_why():
