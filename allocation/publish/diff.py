@@ -197,9 +197,7 @@ def write_changes(target: Path, changes: dict) -> None:
     d = changes["diff"]
     lines = [f"# Round changes: v{changes['previous_version']} → v{changes['version']} "
              f"({changes['kind']} as of {changes['as_of']})", "",
-             f"- awards released (declined or lapsed): {changes['released']} "
-             f"(₩{changes['released_krw']:,}); by reason: "
-             + (", ".join(f"{k} {v}" for k, v in sorted(changes['released_by_reason'].items())) or "none"),
+             f"- awards released (declined or lapsed): {changes['released']} (₩{changes['released_krw']:,})",
              f"- newly awarded: {d['gained']} (₩{d['gained_krw']:,}); awards kept unchanged: {d['unchanged']}; "
              f"changed: {d['changed']}",
              f"- appeals: upheld {changes['appeals']['upheld']}, rejected {changes['appeals']['rejected']}", ""]

@@ -105,14 +105,18 @@ def lifecycle_markdown(report: dict, out_dir: Path) -> str:
     s = report["summary"]
     out_dir = Path(out_dir)
     state_path = out_dir / files.LIFECYCLE_STATE
-    before = files.read_json(state_path).get("previous", {}) if state_path.is_file() else {}
+    state = files.read_json(state_path) if state_path.is_file() else {}
+    before = state.get("previous", {})
+    released_now = [a["state"] for a in state.get("awards", []) if a.get("current")
+                    and a.get("state") in ("declined", "lapsed")]
+    by_reason = {k: released_now.count(k) for k in sorted(set(released_now))}   # officers only
     lines = warning_banner(degenerate_warnings(s, {"label": before.get("label"),
                                                    "funded": before.get("awardees")})) + [
              f"### Round {report['round_id']}: {lc['kind']} as of {lc['as_of']} ready for approval", "",
              f"- previous: {lc.get('previous')}; awards now "
-             + ", ".join(f"{k} {v}" for k, v in (lc.get("award_states") or {}).items()),
+             + ", ".join(f"{k} {v}" for k, v in (state.get("counts") or {}).items()),
              f"- released {lc['released']} award(s) ({_krw(lc['released_krw'])}"
-             + (f": {counts_text(lc.get('released_by_reason'))}" if lc.get("released_by_reason") else "")
+             + (f": {counts_text(by_reason)}" if by_reason else "")
              + f"), added {lc['gained']} ({_krw(lc['gained_krw'])}); appeals upheld "
              f"{lc['appeals']['upheld']}, rejected {lc['appeals']['rejected']}",
              f"- funded {s['funded']}, awarded {_krw(s['awarded_krw'])} of {_krw(s['budget_krw'])}; "

@@ -148,7 +148,11 @@ def test_decline_of_a_large_award_funds_the_waitlist(declined_refill):
     # the published diff says who was added and what was re-used
     changes = json.loads((d["v2"] / "changes.json").read_text())
     assert {g["application_id"] for g in changes["gained_awardees"]} == gained
-    assert changes["released"] == 1 and changes["released_by_reason"] == {"declined": 1}
+    assert changes["released"] == 1
+    # no split into declined / lapsed, no award-state counts: with the two award lists they would
+    # tell who declined (issue 14); officers read them in the run folder
+    assert "released_by_reason" not in changes and "award_states" not in changes
+    assert "by reason" not in (d["v2"] / "changes.md").read_text()
     assert changes["diff"]["changed"] == 0 and changes["diff"]["lost"] == 1
     assert {r["limit"] for r in changes["resources"]} >= {"budget"}
     assert all(r["why_unused"] for r in changes["resources"])

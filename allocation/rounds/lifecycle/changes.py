@@ -137,11 +137,12 @@ def changes(out_dir: Path, state: dict, outcomes: pl.DataFrame, awards: pl.DataF
             "used_by_new_awards": new_krw if gpu is None else int(new_hours.get(gpu, 0)),
             "why_unused": why})
     upheld = [a for a in state["appeals"] if a["decision"] == schema.UPHELD]
+    # Public: totals only. No split of the released awards into declined and lapsed, and no
+    # counts of award states: with the two award lists, they would tell who declined.
     public = {
         "kind": state["kind"], "as_of": state["as_of"],
         "previous_version": state["previous"]["version"], "previous": state["previous"]["label"],
-        "award_states": state["counts"], "released": len(newly_released), "released_krw": freed_krw,
-        "released_by_reason": dict(Counter(info[a]["state"] for a in newly_released)),
+        "released": len(newly_released), "released_krw": freed_krw,
         "gained": len(gained), "gained_krw": new_krw,
         "appeals": {"upheld": len(upheld), "rejected": len(state["appeals"]) - len(upheld)},
         "reallocated": state["reallocate"], "resources": resources,
