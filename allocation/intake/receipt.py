@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import secrets
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 
@@ -152,6 +153,25 @@ def floor_json() -> dict:
         "alphabets": [{"name": n, "chars": c, "millibits_per_char": m} for n, c, m in ALPHABETS],
         "classes": [{"min_millibits": bits * 1000, "iterations": it} for bits, it in CLASSES],
     }
+
+
+# --- Issuing strong codes (voucher codes) ----------------------------------------------
+CODE_GROUPS, CODE_GROUP_LEN = 4, 4     # 16 Crockford base32 characters = 80 bits
+
+
+def new_code() -> str:
+    """One receipt code for a submission system: 80 random bits as ``XXXX-XXXX-XXXX-XXXX`` in
+    Crockford base32 (no I, L, O, U: nothing to confuse when read aloud or retyped)."""
+    chars = "".join(secrets.choice(CROCKFORD) for _ in range(CODE_GROUPS * CODE_GROUP_LEN))
+    return "-".join(chars[i:i + CODE_GROUP_LEN] for i in range(0, len(chars), CODE_GROUP_LEN))
+
+
+def new_codes(n: int) -> list[str]:
+    """n distinct codes (a repeat among 2^80 is only theoretically possible: drawn again)."""
+    seen: dict[str, None] = {}
+    while len(seen) < n:
+        seen.setdefault(new_code(), None)
+    return list(seen)
 
 
 # --- Masters ---------------------------------------------------------------------------

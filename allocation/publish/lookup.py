@@ -61,7 +61,7 @@ NAME_INFO = "voucher-lookup/2 file-name"
 KEY_INFO = "voucher-lookup/2 aes-256-gcm-key"
 SALT_BYTES = 16
 NONCE_BYTES = 12
-# Every plaintext is padded to this size (a sealed file is then 3,984 bytes: one 4 KiB block).
+# Every plaintext is padded to this size (a sealed file is then 3,993 bytes: one 4 KiB block).
 PLAINTEXT_SIZE = 2_944
 # Long applicant text is cut to these many characters in the lookup record (… marks the cut);
 # the full text stays in the officers' run folder.
