@@ -1,7 +1,7 @@
 """Applicant lookup without a server: one encrypted file per application in ``r/``.
 
 Every application with an id and a receipt code of sufficient strength gets a file
-``r/<name>.json``. Nobody can tell from the public folder whose file is whose, nor which status
+``r/<2 hex>/<name>.json``. Nobody can tell from the public folder whose file is whose, nor which status
 it holds. Two steps (see allocation.intake.receipt for the floor and the strength classes):
 
 * once per round, at intake: ``master = PBKDF2-HMAC-SHA256(password=normalise_code(code),
@@ -68,6 +68,7 @@ PLAINTEXT_SIZE = 2_944
 TEXT_CAPS = {"company_name": 80, "project_title": 120, "reason_detail": 300}
 CHUNK_ROWS = 20_000
 SERIAL_BELOW = 5_000          # rows: smaller rounds are sealed in this process
+SHARD = 2                     # r/<first 2 hex digits of the name>/<name>.json
 normalise_id = receipt.normalise_id
 normalise_code = receipt.normalise_code
 
@@ -102,7 +103,8 @@ class LookupParams:
             "key": {"name": "HKDF", "hash": "SHA-256", "salt": "version_salt", "info": KEY_INFO,
                     "cipher": "AES-256-GCM", "aad": "utf8(file name without .json)"},
             "plaintext_bytes": PLAINTEXT_SIZE,
-            "path": files.LOOKUP_DIR + "/{name}.json",
+            "path": files.LOOKUP_DIR + "/{prefix}/{name}.json",
+            "prefix_hex_digits": SHARD,
         }
 
     @classmethod
@@ -354,10 +356,14 @@ def _seal_chunk(chunk: pl.DataFrame, folder: str, version_salt: bytes, round_id:
         plaintext = cap_record(_record(row, round_id, round_name, min_score, nobody_funded))
         name, key = file_keys(row[receipt.MASTER_COLUMN], version_salt)
         blob = seal(name, key, plaintext.ljust(PLAINTEXT_SIZE, b" "))
-        path = os.path.join(folder, name + ".json")
-        with open(path, "xb") as handle:    # x: a name collision (2^-256) is an error, never an overwrite
-            handle.write(blob)
-        os.utime(path, (stamp, stamp))
+        # O_EXCL: a name collision (2^-256) is an error, never an overwrite
+        fd = os.open(os.path.join(folder, name[:SHARD], name + ".json"),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, blob)
+            os.utime(fd, (stamp, stamp))
+        finally:
+            os.close(fd)
         out.append((name, hashlib.sha256(blob).hexdigest()))
     return out
 
@@ -383,6 +389,8 @@ def write_lookup_files(out_dir: Path, target: Path, round_id: str, *, round_name
     params = LookupParams.new(round_id, round_salt)
     results = Path(target) / files.LOOKUP_DIR
     results.mkdir()
+    for k in range(16 ** SHARD):      # r/<first two hex digits>/: no directory of a million entries
+        (results / f"{k:0{SHARD}x}").mkdir()
     stamp = stamp if stamp is not None else 0.0
     args = (str(results), params.version_salt, round_id, round_name, min_score, nobody_funded, stamp)
     workers = workers or default_workers()
@@ -402,7 +410,7 @@ def write_lookup_files(out_dir: Path, target: Path, round_id: str, *, round_name
     del rows
     listing.sort()
     with open(Path(target) / files.LOOKUP_LISTING, "w", encoding="ascii") as handle:
-        handle.writelines(f"{digest}  {files.LOOKUP_DIR}/{name}.json\n" for name, digest in listing)
+        handle.writelines(f"{digest}  {files.LOOKUP_DIR}/{name[:SHARD]}/{name}.json\n" for name, digest in listing)
     (Path(target) / files.LOOKUP_JSON).write_text(
         json.dumps(params.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return {**counts, "plaintext_bytes": PLAINTEXT_SIZE, "listing": files.LOOKUP_LISTING,
@@ -434,7 +442,7 @@ def lookup_result(published_dir: Path, application_id: str, code: str) -> dict |
     if derived is None:      # too weak a code never has a file
         return None
     name, key = derived
-    path = version / files.LOOKUP_DIR / f"{name}.json"
+    path = version / files.LOOKUP_DIR / name[:SHARD] / f"{name}.json"
     if not path.is_file():
         return None
     plaintext = unseal(name, key, path.read_bytes())

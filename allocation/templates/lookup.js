@@ -81,7 +81,8 @@
     const cfg = await loadConfig();
     const d = await derive(cfg, applicationId, code);
     if (d === null) return "weak";
-    const resp = await fetch(cfg.path.replace("{name}", d.name), { cache: "no-store" });
+    const path = cfg.path.replace("{prefix}", d.name.slice(0, cfg.prefix_hex_digits)).replace("{name}", d.name);
+    const resp = await fetch(path, { cache: "no-store" });
     if (!resp.ok) return null;
     try {
       const blob = await resp.json();

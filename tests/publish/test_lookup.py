@@ -88,7 +88,7 @@ def test_public_files_hold_nothing_about_non_awardees(solved, version, codes):
             leaked = sorted(v for v in values if v in text)
             assert not leaked, (name, kind, leaked[:5])
     # receipt codes are not in the encrypted files either
-    blobs = b"".join(p.read_bytes() for p in (version / "r").iterdir())
+    blobs = b"".join(p.read_bytes() for p in (version / "r").glob("*/*.json"))
     assert not [c for c in codes.values() if c.encode() in blobs]
 
 
@@ -112,7 +112,7 @@ def test_injection_is_neutralised_in_every_award_format(version, injected):
 
 
 def test_lookup_files_are_indistinguishable(version, solved):
-    files = sorted((version / "r").iterdir())
+    files = sorted((version / "r").glob("*/*.json"))
     manifest = json.loads((version / "manifest.json").read_text())
     counts = manifest["lookup"]
     outcomes = pl.read_parquet(solved / "outcomes.parquet")
@@ -128,7 +128,8 @@ def test_lookup_files_are_indistinguishable(version, solved):
     assert shapes == {("ct", "iv", "v")}
     # the r/ files are pinned through r.sha256, whose hash the signed manifest holds
     listing = (version / "r.sha256").read_text().splitlines()
-    assert sorted(f"r/{p.name}" for p in files) == [line.split("  ")[1] for line in listing]
+    assert sorted(f"r/{p.parent.name}/{p.name}" for p in files) == [line.split("  ")[1] for line in listing]
+    assert all(p.parent.name == p.name[:2] for p in files)              # r/<first 2 hex>/<name>.json
     assert "r.sha256" in manifest["files"] and not any(k.startswith("r/") for k in manifest["files"])
     params = json.loads((version / "lookup.json").read_text())
     assert params["format"] == "voucher-lookup/2" and params["round_id"] == "2026-R1"
@@ -199,16 +200,16 @@ def test_tampered_lookup_file_reveals_nothing(solved, version, codes, tmp_path):
         pl.col("status") == "awarded")["application_id"][0]
     params = lookup.LookupParams.from_json(json.loads((copy / "lookup.json").read_text()))
     name, _ = lookup.derive(params, app_id, codes[app_id])
-    path = copy / "r" / f"{name}.json"
+    path = copy / "r" / name[:2] / f"{name}.json"
     blob = json.loads(path.read_text())
     ct = bytearray(base64.b64decode(blob["ct"]))
     ct[0] ^= 1
     blob["ct"] = base64.b64encode(bytes(ct)).decode()
     path.write_text(json.dumps(blob))
     assert lookup.lookup_result(copy, app_id, codes[app_id]) is None
-    assert verify(copy) == [f"r/{name}.json"]
-    (copy / "r" / ("0" * 64 + ".json")).write_text("{}")
-    assert verify(copy)[-1] == f"r/{'0' * 64}.json"
+    assert verify(copy) == [f"r/{name[:2]}/{name}.json"]
+    (copy / "r" / "00" / ("0" * 64 + ".json")).write_text("{}")
+    assert verify(copy)[-1] == f"r/00/{'0' * 64}.json"
 
 
 def test_derivation_matches_the_documented_construction():
@@ -288,7 +289,7 @@ def test_rows_without_id_or_code_and_duplicates(tmp_path):
                                    "skipped_weak_code", "skipped_ambiguous", "merged_duplicate_rows")} == \
         {"rows": 10, "files": 4, "skipped_missing_id": 1, "skipped_missing_code": 1, "skipped_weak_code": 1,
          "skipped_ambiguous": 2, "merged_duplicate_rows": 1}
-    assert len(list((target / "r").iterdir())) == 4
+    assert len(list((target / "r").glob("*/*.json"))) == 4
     assert lookup.lookup_result(target, "a-1", "code1111aaaa")["awarded_krw"] == 800
     dup = lookup.lookup_result(target, "A-2", STRONG["A-2"])
     assert dup["reason"] == "duplicate_application_id" and dup["gpu_hours_requested"] == {}
@@ -312,7 +313,7 @@ def test_absurdly_long_text_stays_within_the_cap(tmp_path):
     target = tmp_path / "v"
     target.mkdir()
     lookup.write_lookup_files(out, target, "R-T")
-    assert {p.stat().st_size for p in (target / "r").iterdir()} == {3993}   # no pad-to-largest
+    assert {p.stat().st_size for p in (target / "r").glob("*/*.json")} == {3993}   # no pad-to-largest
     shown = lookup.lookup_result(target, "A-1", STRONG["A-1"])["project_title"]
     assert shown == "x" * 119 + "…"
 
@@ -332,7 +333,7 @@ def test_republish_derives_no_pbkdf2(tmp_path, monkeypatch):
         target = tmp_path / f"v{k}"
         target.mkdir()
         lookup.write_lookup_files(out, target, "R-T", workers=1)
-        names.append({p.name for p in (target / "r").iterdir()})
+        names.append({p.name for p in (target / "r").glob("*/*.json")})
     assert len(names[0]) == len(names[1]) == 2 and not names[0] & names[1]     # fresh names per version
 
 
