@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import markupsafe
 import polars as pl
 import xlsxwriter
 
@@ -85,7 +86,13 @@ def html_award_list(frame: pl.DataFrame, title: str, round_name: str, version: i
     whole list (a page's footer shows the round's totals)."""
     columns = _columns(frame)
     whole = frame if totals_of is None else totals_of
-    rows = [[_cell(c["name"], v) for c, v in zip(columns, row)] for row in frame.iter_rows()]
+    # rows rendered here (escaped cell by cell), not by a template loop: 300k awardees in seconds
+    classes = [' class="num"' if c["num"] else (' class="wrap"' if c["wrap"] else "") for c in columns]
+    names = [c["name"] for c in columns]
+    rows = markupsafe.Markup("\n".join(
+        "      <tr>" + "".join(f"<td{k}>{markupsafe.escape(_cell(n, v))}</td>"
+                             for k, n, v in zip(classes, names, row)) + "</tr>"
+        for row in frame.iter_rows()))
     totals = {c["name"]: f"{whole[c['name']].sum():,}" for c in columns
               if c["name"] in ("awarded_krw", "copay_krw") or c["name"].startswith("gpu_hours_")}
     totals["application_id"] = f"합계 / total: {whole.height}"

@@ -28,6 +28,7 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,6 +54,20 @@ def _write_version(out_dir: Path, target: Path, report_json: dict, version: int 
     """Every public file of the version into target; returns the lookup counts."""
     round_id = report_json["round_id"]
     round_name, min_score = _round_info(out_dir, report_json)
+    # the lookup files are sealed by worker processes while this process writes the rest
+    with ThreadPoolExecutor(max_workers=1) as background:
+        sealing = background.submit(lookup.write_lookup_files, out_dir, target, round_id,
+                                    round_name=round_name, min_score=min_score, stamp=stamp,
+                                    workers=workers)
+        try:
+            _write_pages(out_dir, target, report_json, version, round_id, round_name, timeline, changes)
+        finally:
+            counts = sealing.result()      # waits; re-raises a sealing error
+    return counts
+
+
+def _write_pages(out_dir: Path, target: Path, report_json: dict, version: int, round_id: str,
+                 round_name: str, timeline: list[dict] | None, changes: dict | None) -> None:
     write_award_list(out_dir, target, round_id, round_name, version)
     extra = {k: v for k, v in (("timeline", timeline), ("changes", changes)) if v}
     (target / files.REPORT_HTML).write_text(report.render_report(out_dir, version, **extra), encoding="utf-8")
@@ -62,8 +77,6 @@ def _write_version(out_dir: Path, target: Path, report_json: dict, version: int 
             title=f"컴퓨팅 바우처 선정 결과 — {round_id}", round_name=round_name, version=version,
             script=script, csp_extra=report.script_csp(script)),
         encoding="utf-8")
-    return lookup.write_lookup_files(out_dir, target, round_id, round_name=round_name,
-                                     min_score=min_score, stamp=stamp, workers=workers)
 
 
 def result_fingerprint(out_dir: Path) -> str:
