@@ -306,13 +306,18 @@ def _hours(frame: pl.DataFrame, prefix: str) -> pl.DataFrame:
             .agg(pl.col("gpu_type").alias(f"{prefix}_gpu"), pl.col("gpu_hours").cast(pl.Int64).alias(f"{prefix}_hours")))
 
 
+OUTCOME_COLUMNS = ("application_id", "source_row", "company_name", "status", "reason", "reason_detail",
+                   "score", "rank", "waitlist_rank", "score_needed", "award_fraction", "cost_krw",
+                   "awarded_krw", "copay_krw")   # what a record shows (nothing else is read)
+
+
 def lookup_rows(out_dir: Path) -> tuple[pl.DataFrame, dict, bool, bytes]:
     """The rows that get a file (one per distinct master), the counts, whether the result funds
     nobody, and the round salt (from the officers' run folder)."""
     out_dir = Path(out_dir)
     meta = json.loads((out_dir / files.INTAKE / files.INTAKE_META).read_text(encoding="utf-8"))
     round_salt = bytes.fromhex(meta.get("lookup_salt") or "")
-    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET)
+    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET, columns=list(OUTCOME_COLUMNS))
     apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet")
     if receipt.MASTER_COLUMN not in apps.columns or not round_salt:
         raise ValueError(f"{out_dir}: intake holds no lookup masters (a run folder from before "
@@ -349,8 +354,8 @@ def lookup_rows(out_dir: Path) -> tuple[pl.DataFrame, dict, bool, bytes]:
 
 def _seal_chunk(chunk: pl.DataFrame, folder: str, version_salt: bytes, round_id: str,
                 round_name: str, min_score: float | None, nobody_funded: bool,
-                stamp: float) -> list[tuple[str, str]]:
-    """Seal and write one chunk of rows (a worker process); [(file name, sha256 of the file)]."""
+                stamp: float) -> bytes:
+    """Seal and write one chunk of rows (a worker process); its r.sha256 lines (unsorted)."""
     out = []
     for row in chunk.iter_rows(named=True):
         plaintext = cap_record(_record(row, round_id, round_name, min_score, nobody_funded))
@@ -364,13 +369,28 @@ def _seal_chunk(chunk: pl.DataFrame, folder: str, version_salt: bytes, round_id:
             os.utime(fd, (stamp, stamp))
         finally:
             os.close(fd)
-        out.append((name, hashlib.sha256(blob).hexdigest()))
-    return out
+        out.append(f"{hashlib.sha256(blob).hexdigest()}  {files.LOOKUP_DIR}/{name[:SHARD]}/{name}.json\n")
+    return "".join(out).encode("ascii")
 
 
 def _chunks(frame: pl.DataFrame, size: int):
     for start in range(0, frame.height, size):
         yield frame.slice(start, size)
+
+
+def _write_listing(blobs: list[bytes], path: Path) -> None:
+    """r.sha256 sorted by file name, one shard (first hex digits) at a time: little memory."""
+    offset = 64 + 2 + len(files.LOOKUP_DIR) + 1          # "<sha256>  r/" before the shard prefix
+    shards: dict[bytes, list[bytes]] = {}
+    for blob in blobs:
+        for line in blob.splitlines(keepends=True):
+            shards.setdefault(line[offset:offset + SHARD], []).append(line)
+    blobs.clear()
+    with open(path, "wb") as handle:
+        for shard in sorted(shards):
+            lines = shards.pop(shard)
+            lines.sort(key=lambda line: line[offset:])
+            handle.writelines(lines)
 
 
 def default_workers() -> int:
@@ -394,9 +414,9 @@ def write_lookup_files(out_dir: Path, target: Path, round_id: str, *, round_name
     stamp = stamp if stamp is not None else 0.0
     args = (str(results), params.version_salt, round_id, round_name, min_score, nobody_funded, stamp)
     workers = workers or default_workers()
-    listing: list[tuple[str, str]] = []
+    listing: list[bytes] = []     # ~130 bytes per file, as a few large blobs
     if workers == 1 or rows.height < SERIAL_BELOW:
-        listing = _seal_chunk(rows, *args)
+        listing = [_seal_chunk(rows, *args)]
     else:
         ctx = multiprocessing.get_context("spawn")   # no fork of a threaded (polars) process
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -404,13 +424,11 @@ def write_lookup_files(out_dir: Path, target: Path, round_id: str, *, round_name
             for chunk in _chunks(rows, CHUNK_ROWS):
                 pending.append(pool.submit(_seal_chunk, chunk, *args))
                 while len(pending) >= 2 * workers:
-                    listing.extend(pending.popleft().result())
+                    listing.append(pending.popleft().result())
             while pending:
-                listing.extend(pending.popleft().result())
+                listing.append(pending.popleft().result())
     del rows
-    listing.sort()
-    with open(Path(target) / files.LOOKUP_LISTING, "w", encoding="ascii") as handle:
-        handle.writelines(f"{digest}  {files.LOOKUP_DIR}/{name[:SHARD]}/{name}.json\n" for name, digest in listing)
+    _write_listing(listing, Path(target) / files.LOOKUP_LISTING)
     (Path(target) / files.LOOKUP_JSON).write_text(
         json.dumps(params.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return {**counts, "plaintext_bytes": PLAINTEXT_SIZE, "listing": files.LOOKUP_LISTING,
