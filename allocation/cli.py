@@ -9,6 +9,7 @@ Exit codes: 0 done; 1 `validate --strict` found problems; 2 the round cannot run
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import date
@@ -21,6 +22,7 @@ from rich.table import Table
 from allocation import files, intake, text
 from allocation.config import load_config
 from allocation.errors import RoundError
+from allocation.intake import receipt
 from allocation.publish import diff, lookup, signing
 from allocation.publish.index import refresh_index
 from allocation.publish.verify import verify_round
@@ -179,6 +181,25 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         raise RoundError(f"{args.published}: not a published round or version ({exc})") from None
 
 
+def cmd_codes(args: argparse.Namespace) -> int:
+    """N strong receipt codes (80 bits, Crockford base32, grouped) for a submission system."""
+    if args.n < 1 or args.n > 10_000_000:
+        raise RoundError("voucher codes N: N must be between 1 and 10,000,000")
+    codes = receipt.new_codes(args.n)
+    lines = "".join(c + "\n" for c in codes)
+    if args.out is None:
+        sys.stdout.write(lines)
+        return 0
+    if args.out.exists():
+        raise RoundError(f"{args.out} exists; not overwritten")
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)   # a secret: owner only
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write("receipt_code\n" + lines)
+    err.print(f"{len(codes):,} receipt codes ({receipt.CODE_GROUPS * receipt.CODE_GROUP_LEN * 5} bits "
+              f"each) written to {args.out} (mode 600)")
+    return 0
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     try:
         return diff.cli_diff(args.old, args.new, as_json=args.json)
@@ -314,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_lookup)
 
+    p = sub.add_parser("codes", help="N strong receipt codes (80 bits, grouped) for the submission system")
+    p.add_argument("n", type=int, metavar="N")
+    p.add_argument("--out", type=Path, default=None, help="write a receipt_code CSV (mode 600) instead of printing")
+    p.set_defaults(func=cmd_codes)
     p = sub.add_parser("diff", help="who gained, who lost, by how much between two published versions")
     p.add_argument("old", type=Path)
     p.add_argument("new", type=Path)

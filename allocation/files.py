@@ -84,6 +84,7 @@ PANEL_SHORTFALL = "shortfall.csv"          # infeasible only: who lacks reviewer
 PANEL_RELEASE = "release.json"             # written when the approved work lists go out
 # run folder, intake/: applications left below min_reviewers by excluded reviews (re-assign them)
 REASSIGN_CSV = "reassign.csv"
+WEAK_CODES_CSV = "weak_receipt_codes.csv"   # intake: applicants whose code is below the lookup floor
 
 # --- publish root -------------------------------------------------------------------------
 INDEX = "index.json"
@@ -103,6 +104,7 @@ REPORT_HTML = "report.html"
 LOOKUP_PAGE = "index.html"        # the applicant's results page
 LOOKUP_JSON = "lookup.json"       # KDF parameters of the lookup files
 LOOKUP_DIR = "r"                  # r/<64 hex>.json, one sealed file per application
+LOOKUP_LISTING = "r.sha256"       # sha256sum of every r/ file (pinned by the manifest)
 CHANGES_JSON = "changes.json"     # refills and appeals: what changed against the previous version
 CHANGES_MD = "changes.md"
 

@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 from allocation import files
-from allocation.publish import lookup, signing
+from allocation.publish import signing
 from allocation.publish.version import publish
 from allocation.rounds.allocate import run_round
 
@@ -95,20 +95,23 @@ def sample_round_dir(_solved) -> Path:
 
 @pytest.fixture(scope="session")
 def published_sample(solved_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """v1 of the solved sample, published once with the minimum production KDF strength."""
+    """v1 of the solved sample, published once (KDF strength: the codes' classes)."""
     root = tmp_path_factory.mktemp("published")
-    info = publish(solved_sample, root, lookup_iterations=lookup.MIN_ITERATIONS)
+    info = publish(solved_sample, root)
     return Path(info["path"])
 
 
-def codes_of(out_dir: Path) -> dict[str, str]:
-    """application_id -> receipt code (first row of an id), from the officer's intake table."""
-    apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet").drop_nulls(
-        ["application_id", "receipt_code"])
+def codes_of(round_dir: Path) -> dict[str, str]:
+    """application_id -> receipt code (first row of an id) that intake accepts (>= 8 characters),
+    from the round folder: the run folder keeps lookup masters, never the codes."""
+    path = next(p for p in sorted(round_dir.glob("applications.*")))
+    apps = (pl.read_csv(path, infer_schema=False) if path.suffix == ".csv"
+            else pl.read_parquet(path)).drop_nulls(["application_id", "receipt_code"])
+    apps = apps.filter(pl.col("receipt_code").str.strip_chars().str.len_chars() >= 8)
     return dict(apps.unique("application_id", keep="first", maintain_order=True)
                 .select("application_id", "receipt_code").iter_rows())
 
 
 @pytest.fixture(scope="session")
-def receipt_codes(solved_sample: Path) -> dict[str, str]:
-    return codes_of(solved_sample)
+def receipt_codes(sample_round_dir: Path) -> dict[str, str]:
+    return codes_of(sample_round_dir)

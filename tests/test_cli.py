@@ -75,7 +75,7 @@ def test_publish_lookup_and_diff_commands(tmp_path):
     index = json.loads((pub / "index.json").read_text(encoding="utf-8"))   # the CLI refreshes it too
     assert index["rounds"]["2026-R1"]["latest"] == 1
     import polars as pl
-    apps = pl.read_parquet(out / "intake" / "applications.parquet")
+    apps = pl.read_csv(SAMPLE / "applications.csv", encoding="cp949", infer_schema=False)   # codes: round folder only
     outcomes = pl.read_parquet(out / "outcomes.parquet")
     awarded = outcomes.filter(pl.col("status") == "awarded")["application_id"][0]
     code = apps.filter(pl.col("application_id") == awarded)["receipt_code"][0]

@@ -22,6 +22,7 @@ from allocation import files, schema
 from allocation.config import RoundConfig, load_config
 from allocation.errors import RoundError
 from allocation.intake.panel_files import apply_exclusions, exclude_reviews, write_reassign_list
+from allocation.intake import receipt
 from allocation.intake.tables import (ADDED, APP_ID, ISSUES_SCHEMA, SOURCE_ROW, TMP, check_cells,
                                       duplicate_issues, issues_frame, read_table,
                                       rows_without_issues, cell_text, table_path)
@@ -39,6 +40,7 @@ class ValidatedRound:
     issues: pl.DataFrame         # ISSUES_SCHEMA, sorted by file, row, column, code
     input_hashes: dict[str, str]  # file name -> sha256 hex
     files: dict[str, str]        # table stem -> file name read
+    lookup_salt: str = ""        # hex: the round's PBKDF2 salt of the lookup masters (intake.receipt)
 
 
 
@@ -210,13 +212,25 @@ def read_round(round_dir: Path | str, config: RoundConfig | None = None) -> Vali
         _missing_review_issues(apps, app_index, reviews, config, apps_file, file_names["reviews"]),
     ]).sort("file", "row", "column", "code", "message", nulls_last=False))
     marked, issues = apply_exclusions(_mark_eligibility(apps, issues, file_names), issues, excluded)
-    applications = _ordered(marked, schema.APPLICATIONS, ADDED)
+    # receipt codes stop here: each becomes its lookup master (intake.receipt); a weak code is
+    # reported (no public file) but does not make the application ineligible
+    salt = receipt.round_salt(config.round.id, hashes[apps_file])
+    applications = receipt.seal_codes(_ordered(marked, schema.APPLICATIONS, ADDED), config.round.id, salt)
+    weak = receipt.weak_rows(applications)
+    if weak.height:
+        issues = pl.concat([issues, issues_frame(
+            weak, apps_file, "receipt_code", "weak_receipt_code",
+            pl.format("receipt code of about {} bits; at least {} bits are needed for the lookup's "
+                      "floor of {} GPU-years: this applicant gets no lookup file (issue a new code: "
+                      "voucher codes)", pl.col(receipt.MILLIBITS_COLUMN) // 1000,
+                      pl.lit(receipt.MIN_CLASS_BITS), pl.lit(receipt.FLOOR_GPU_YEARS)),
+            pl.col(APP_ID))]).sort("file", "row", "column", "code", "message", nulls_last=False)
     return ValidatedRound(
         config=config, applications=applications,
         requests=_ordered(requests.drop(_APP), schema.REQUESTS),
         reviews=_ordered(reviews.drop(_APP), schema.REVIEWS),
         capacity=_ordered(capacity, schema.CAPACITY, ()), issues=issues,
-        input_hashes=dict(sorted(hashes.items())), files=file_names)
+        input_hashes=dict(sorted(hashes.items())), files=file_names, lookup_salt=salt.hex())
 
 
 # --- Saving and loading ----------------------------------------------------------
@@ -229,8 +243,14 @@ def save_validated(v: ValidatedRound, out_dir: Path) -> None:
     for stem in files.INTAKE_TABLES:
         files.write_parquet(getattr(v, stem), out_dir / f"{stem}.parquet")
     files.write_csv(v.issues, out_dir / files.ISSUES_CSV)
-    meta = {"input_hashes": v.input_hashes, "files": v.files}
+    meta = {"input_hashes": v.input_hashes, "files": v.files, "lookup_salt": v.lookup_salt}
     files.write_text(out_dir / files.INTAKE_META, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    weak = (receipt.weak_rows(v.applications).select(APP_ID, SOURCE_ROW, receipt.MILLIBITS_COLUMN)
+            if receipt.MILLIBITS_COLUMN in v.applications.columns else pl.DataFrame())
+    if weak.height:    # officers' list: who needs a new code (never the code itself)
+        files.write_csv(weak.with_columns(bits=pl.col(receipt.MILLIBITS_COLUMN) / 1000,
+                                          needed_bits=pl.lit(receipt.MIN_CLASS_BITS))
+                        .drop(receipt.MILLIBITS_COLUMN), out_dir / files.WEAK_CODES_CSV)
     files.write_text(out_dir / schema.CONFIG_FILE, config_to_toml(v.config))
     write_reassign_list(v.applications, v.issues, out_dir)   # review panel: only when reviews were excluded
 
@@ -246,7 +266,8 @@ def load_validated(out_dir: Path) -> ValidatedRound:
     meta = json.loads((out_dir / files.INTAKE_META).read_text(encoding="utf-8"))
     issues = pl.read_csv(out_dir / files.ISSUES_CSV, schema=ISSUES_SCHEMA)
     return ValidatedRound(config=load_config(out_dir), issues=issues,
-                          input_hashes=meta["input_hashes"], files=meta["files"], **tables)
+                          input_hashes=meta["input_hashes"], files=meta["files"],
+                          lookup_salt=meta.get("lookup_salt", ""), **tables)
 
 
 # --- round.toml writer (the standard library reads TOML but cannot write it) ------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import markupsafe
 import polars as pl
 import xlsxwriter
 
@@ -57,27 +58,83 @@ _LABELS = {"application_id": "접수번호 / ID", "company_name": "기업명 / c
            "awarded_krw": "지원금 / awarded (KRW)", "copay_krw": "자부담 / co-payment (KRW)"}
 
 
-def html_award_list(frame: pl.DataFrame, title: str, round_name: str, version: int) -> str:
+PAGE_ROWS = 500            # awardees per HTML page: <= 1.3 MB even with every text at its intake cap
+PAGES_DIR = "awards"       # awards/id-<k>.html (by application id), awards/co-<k>.html (by company)
+
+
+def _columns(frame: pl.DataFrame) -> list[dict]:
     columns = []
     for name, dtype in frame.schema.items():
         label = _LABELS.get(name) or (f"{name.removeprefix('gpu_hours_')} GPU-h"
                                       if name.startswith("gpu_hours_") else name)
         columns.append({"name": name, "label": label, "num": dtype.is_numeric(),
                         "wrap": name == "project_title"})
+    return columns
 
-    def cell(name, value):
-        if value is None:
-            return ""
-        if name == "award_fraction":
-            return f"{value:.0%}"
-        return f"{value:,}" if isinstance(value, int) else str(value)
 
-    rows = [[cell(c["name"], v) for c, v in zip(columns, row)] for row in frame.iter_rows()]
-    totals = {c["name"]: f"{frame[c['name']].sum():,}" for c in columns
+def _cell(name, value):
+    if value is None:
+        return ""
+    if name == "award_fraction":
+        return f"{value:.0%}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def html_award_list(frame: pl.DataFrame, title: str, round_name: str, version: int, *,
+                    nav: dict | None = None, totals_of: pl.DataFrame | None = None) -> str:
+    """One page of the list (all of it when short); nav: links of a paged list; totals_of: the
+    whole list (a page's footer shows the round's totals)."""
+    columns = _columns(frame)
+    whole = frame if totals_of is None else totals_of
+    # rows rendered here (escaped cell by cell), not by a template loop: 300k awardees in seconds
+    classes = [' class="num"' if c["num"] else (' class="wrap"' if c["wrap"] else "") for c in columns]
+    names = [c["name"] for c in columns]
+    rows = markupsafe.Markup("\n".join(
+        "      <tr>" + "".join(f"<td{k}>{markupsafe.escape(_cell(n, v))}</td>"
+                             for k, n, v in zip(classes, names, row)) + "</tr>"
+        for row in frame.iter_rows()))
+    totals = {c["name"]: f"{whole[c['name']].sum():,}" for c in columns
               if c["name"] in ("awarded_krw", "copay_krw") or c["name"].startswith("gpu_hours_")}
-    totals["application_id"] = f"합계 / total: {frame.height}"
+    totals["application_id"] = f"합계 / total: {whole.height}"
     return report.render("awards.html.j2", title=title, round_name=round_name, version=version,
-                         columns=columns, rows=rows, totals=totals)
+                         columns=columns, rows=rows, totals=totals, nav=nav or {})
+
+
+def _paged(frame: pl.DataFrame, key: str, prefix: str) -> list[dict]:
+    """Pages of PAGE_ROWS rows in `key` order: file name, first and last key, the rows."""
+    ordered = frame.sort(key, "application_id", nulls_last=True)
+    pages = []
+    for k, start in enumerate(range(0, ordered.height, PAGE_ROWS), 1):
+        part = ordered.slice(start, PAGE_ROWS)
+        pages.append({"file": f"{PAGES_DIR}/{prefix}-{k:04d}.html", "first": str(part[key][0] or ""),
+                      "last": str(part[key][-1] or ""), "rows": part})
+    return pages
+
+
+def write_html_pages(awards: pl.DataFrame, target: Path, title: str, round_name: str, version: int) -> None:
+    """awards_public.html: the whole list when it has at most PAGE_ROWS awardees; otherwise a
+    landing page with two indexes — pages by application id and pages by company name, each
+    link showing the first and last key on its page — and the pages themselves under awards/.
+    No page holds more than PAGE_ROWS rows, and nothing needs a script."""
+    if awards.height <= PAGE_ROWS:
+        (target / files.AWARDS_PUBLIC_HTML).write_text(
+            html_award_list(awards, title, round_name, version), encoding="utf-8")
+        return
+    (target / PAGES_DIR).mkdir()
+    indexes = {"id": _paged(awards, "application_id", "id"), "co": _paged(awards, "company_name", "co")}
+    for kind, pages in indexes.items():
+        for k, page in enumerate(pages):
+            nav = {"up": "../" + files.AWARDS_PUBLIC_HTML, "kind": kind,
+                   "prev": "../" + pages[k - 1]["file"] if k else None,
+                   "next": "../" + pages[k + 1]["file"] if k + 1 < len(pages) else None,
+                   "page": k + 1, "pages": len(pages), "first": page["first"], "last": page["last"]}
+            (target / page["file"]).write_text(
+                html_award_list(page.pop("rows"), title, round_name, version, nav=nav, totals_of=awards),
+                encoding="utf-8")
+    (target / files.AWARDS_PUBLIC_HTML).write_text(report.render(
+        "awards_index.html.j2", title=title, round_name=round_name, version=version,
+        count=awards.height, page_rows=PAGE_ROWS, indexes=indexes,
+        awarded_krw=int(awards["awarded_krw"].sum())), encoding="utf-8")
 
 
 def write_xlsx(frame: pl.DataFrame, path: Path) -> None:
@@ -98,6 +155,5 @@ def write_award_list(out_dir: Path, target: Path, round_id: str, round_name: str
     awards.write_parquet(target / files.AWARDS_PUBLIC_PARQUET, statistics=False)
     write_xlsx(awards, target / files.AWARDS_PUBLIC_XLSX)
     title = f"Compute voucher awards — round {round_id}"
-    (target / files.AWARDS_PUBLIC_HTML).write_text(
-        html_award_list(awards, title, round_name, version), encoding="utf-8")
+    write_html_pages(awards, target, title, round_name, version)
     return awards

@@ -1,74 +1,76 @@
 """Applicant lookup without a server: one encrypted file per application in ``r/``.
 
-Every application with an id and a receipt code gets a file ``r/<name>.json``. Nobody can
-tell from the public folder whose file is whose, nor which status it holds:
+Every application with an id and a receipt code of sufficient strength gets a file
+``r/<2 hex>/<name>.json``. Nobody can tell from the public folder whose file is whose, nor which status
+it holds. Two steps (see allocation.intake.receipt for the floor and the strength classes):
 
-* ``master = PBKDF2-HMAC-SHA256(password=code, salt=round_salt ‖ round_id ‖ 0x00 ‖ application_id,
-  iterations)`` — 32 bytes. ``round_salt`` is 16 random bytes per published version, stored in
-  the public ``lookup.json`` with the iteration count;
-* ``name = hex(HKDF-SHA256(master, info=NAME_INFO))`` and ``key = HKDF-SHA256(master,
-  info=KEY_INFO)`` (empty HKDF salt);
-* the file holds ``{"v": 1, "iv": …, "ct": …}``: the outcome as JSON, padded with spaces to one
-  size for the whole version, sealed with AES-256-GCM (random 96-bit nonce, the name as
-  associated data). Every file of a version has the same size, awardee or not.
+* once per round, at intake: ``master = PBKDF2-HMAC-SHA256(password=normalise_code(code),
+  salt=round_salt ‖ round_id ‖ 0x00 ‖ normalise_id(application_id), iterations of the code's
+  strength class)`` — 32 bytes, kept in the officers' run folder instead of the code;
+* per published version: ``name = hex(HKDF-SHA256(master, salt=version_salt, info=NAME_INFO))``,
+  ``key = HKDF-SHA256(master, salt=version_salt, info=KEY_INFO)``; ``version_salt`` is 16 random
+  bytes per version, so two versions' files cannot be linked, and a republish runs no PBKDF2;
+* the file holds ``{"v": 2, "iv": …, "ct": …}``: the outcome as JSON, long texts truncated
+  (``cap_record``), padded with spaces to ``PLAINTEXT_SIZE`` bytes (the same in every version and
+  every round), sealed with AES-256-GCM (random 96-bit nonce, the name as associated data).
 
-The static page ``index.html`` does the same with WebCrypto in the browser; ``lookup_result``
-does it in Python for the officers' ``voucher lookup``. Application ids are compared after
-Unicode NFKC normalisation and trimming; receipt codes also ignore case (NFKC, trimmed,
-upper-cased) — the same rule in Python and in the page.
+``lookup.json`` (public) holds the round salt, the version salt, the strength classes with their
+iterations and how they were computed. The page ``index.html`` grades what the applicant types,
+picks the class's iterations and does the same with WebCrypto; ``lookup_result`` does it in
+Python for the officers' ``voucher lookup``. Application ids and receipt codes are both NFKC
+normalised, trimmed and upper-cased (codes also lose spaces and hyphens) — the same rule in
+Python and in the page.
 
 Rows that cannot have a file, or share one:
 
-* no application id → no file (nothing to look it up by; the officer answers from the run folder);
-* no usable receipt code (intake blanks a code that is too short) → no file: a code shorter than
-  the minimum would be guessable, so such applicants ask the programme office;
+* no application id → no file (the officer answers from the run folder);
+* no usable receipt code (too short at intake) or a weak one (below the floor's weakest class:
+  ``weak_receipt_code`` in intake's issues) → no file: they ask the programme office;
 * a duplicated id → one file per distinct (id, code): the rows are all ineligible with
-  ``duplicate_application_id``, so whoever holds one of its codes reads that reason.
+  ``duplicate_application_id``, so whoever holds one of its codes reads that reason;
+* two different applications whose (id, code) normalise to the same pair → no file for either
+  (``skipped_ambiguous``).
 
-The salt is random per version (not derived from the round id), so nobody can start guessing
-codes before a version is out, and the files of two versions cannot be linked to each other.
-The price: two publications of the same result would differ in ``r/`` — which never happens,
-since publishing an unchanged result is a no-op that keeps the existing version.
+Sealing runs in worker processes that write their files straight to disk; the sha256 of every
+``r/`` file goes to ``r.sha256`` (sha256sum format), which the signed manifest pins.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import math
+import multiprocessing
 import os
 import sys
-import unicodedata
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from allocation import files, schema, text
+from allocation.intake import receipt
 
-FORMAT = "voucher-lookup/1"
-# PBKDF2 work per guess. Publishing derives once per application (~0.05 s each at 300k here);
-# the page derives once per lookup. Raise it freely: lookup.json carries the number.
-DEFAULT_ITERATIONS = 300_000
-MIN_ITERATIONS = 100_000
-NAME_INFO = "voucher-lookup/1 file-name"
-KEY_INFO = "voucher-lookup/1 aes-256-gcm-key"
+FORMAT = "voucher-lookup/2"
+NAME_INFO = "voucher-lookup/2 file-name"
+KEY_INFO = "voucher-lookup/2 aes-256-gcm-key"
 SALT_BYTES = 16
 NONCE_BYTES = 12
-PAD_BLOCK = 512
-MIN_CODE_LENGTH = 8          # schema: receipt_code needs at least 8 characters
-
-
-def normalise_id(value: str) -> str:
-    return unicodedata.normalize("NFKC", value).strip()
-
-
-def normalise_code(value: str) -> str:
-    return unicodedata.normalize("NFKC", value).strip().upper()
+# Every plaintext is padded to this size (a sealed file is then 3,993 bytes: one 4 KiB block).
+PLAINTEXT_SIZE = 2_944
+# Long applicant text is cut to these many characters in the lookup record (… marks the cut);
+# the full text stays in the officers' run folder.
+TEXT_CAPS = {"company_name": 80, "project_title": 120, "reason_detail": 300}
+CHUNK_ROWS = 20_000
+SERIAL_BELOW = 5_000          # rows: smaller rounds are sealed in this process
+SHARD = 2                     # r/<first 2 hex digits of the name>/<name>.json
+normalise_id = receipt.normalise_id
+normalise_code = receipt.normalise_code
 
 
 def _b64(data: bytes) -> str:
@@ -78,49 +80,70 @@ def _b64(data: bytes) -> str:
 @dataclass(frozen=True)
 class LookupParams:
     round_id: str
-    salt: bytes
-    iterations: int
+    round_salt: bytes
+    version_salt: bytes
 
     @classmethod
-    def new(cls, round_id: str, iterations: int) -> "LookupParams":
-        return cls(round_id, os.urandom(SALT_BYTES), iterations)
+    def new(cls, round_id: str, round_salt: bytes) -> "LookupParams":
+        return cls(round_id, round_salt, os.urandom(SALT_BYTES))
 
     def to_json(self) -> dict:
         return {
-            "format": FORMAT, "round_id": self.round_id, "salt": _b64(self.salt),
-            "kdf": {"name": "PBKDF2", "hash": "SHA-256", "iterations": self.iterations, "length": 32,
-                    "salt": "salt ‖ utf8(round_id) ‖ 0x00 ‖ utf8(NFKC(trim(application_id)))",
-                    "password": "utf8(upper(NFKC(trim(receipt_code))))"},
-            "name": {"name": "HKDF", "hash": "SHA-256", "info": NAME_INFO, "encoding": "hex"},
-            "key": {"name": "HKDF", "hash": "SHA-256", "info": KEY_INFO, "cipher": "AES-256-GCM",
-                    "aad": "utf8(file name without .json)"},
-            "path": files.LOOKUP_DIR + "/{name}.json",
+            "format": FORMAT, "round_id": self.round_id,
+            "round_salt": _b64(self.round_salt), "version_salt": _b64(self.version_salt),
+            "normalise": {"application_id": "upper(trim(NFKC(id), ' \\t\\r\\n'))",
+                          "receipt_code": "upper(NFKC(code)) without ' ', '\\t', '\\r', '\\n', '-'"},
+            "kdf": {"name": "PBKDF2", "hash": "SHA-256", "length": 32,
+                    "salt": "round_salt ‖ utf8(round_id) ‖ 0x00 ‖ utf8(normalised application_id)",
+                    "password": "utf8(normalised receipt_code)",
+                    "iterations": "classes[c].iterations for the class c of the code's strength"},
+            "floor": receipt.floor_json(),
+            "name": {"name": "HKDF", "hash": "SHA-256", "salt": "version_salt", "info": NAME_INFO,
+                     "encoding": "hex"},
+            "key": {"name": "HKDF", "hash": "SHA-256", "salt": "version_salt", "info": KEY_INFO,
+                    "cipher": "AES-256-GCM", "aad": "utf8(file name without .json)"},
+            "plaintext_bytes": PLAINTEXT_SIZE,
+            "path": files.LOOKUP_DIR + "/{prefix}/{name}.json",
+            "prefix_hex_digits": SHARD,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> "LookupParams":
         if data.get("format") != FORMAT:
             raise ValueError(f"unknown lookup format {data.get('format')!r}")
-        return cls(data["round_id"], base64.b64decode(data["salt"]), int(data["kdf"]["iterations"]))
+        return cls(data["round_id"], base64.b64decode(data["round_salt"]),
+                   base64.b64decode(data["version_salt"]))
 
 
-def _hkdf(master: bytes, info: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info.encode()).derive(master)
+def _hkdf(master: bytes, salt: bytes, info: str) -> bytes:
+    """HKDF-SHA256 (RFC 5869) with 32 bytes of output: Extract, then one block of Expand."""
+    prk = hmac.digest(salt, master, "sha256")
+    return hmac.digest(prk, info.encode() + b"\x01", "sha256")
 
 
-def derive(params: LookupParams, application_id: str, code: str) -> tuple[str, bytes]:
-    """(file name, AES key) for one application id and receipt code."""
-    salt = (params.salt + params.round_id.encode() + b"\x00"
-            + normalise_id(application_id).encode("utf-8"))
-    master = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt,
-                        iterations=params.iterations).derive(normalise_code(code).encode("utf-8"))
-    return _hkdf(master, NAME_INFO).hex(), _hkdf(master, KEY_INFO)
+def file_keys(master: bytes, version_salt: bytes) -> tuple[str, bytes]:
+    """(file name, AES key) of one master in one version."""
+    return _hkdf(master, version_salt, NAME_INFO).hex(), _hkdf(master, version_salt, KEY_INFO)
+
+
+def master_of(params: LookupParams, application_id: str, code: str) -> bytes | None:
+    """The applicant's master from what they type (None: the code is too weak to have a file)."""
+    iterations = receipt.iterations_for(code)
+    if iterations is None or not normalise_id(application_id):
+        return None
+    return receipt.master(params.round_salt, params.round_id, application_id, code, iterations)
+
+
+def derive(params: LookupParams, application_id: str, code: str) -> tuple[str, bytes] | None:
+    """(file name, AES key) for one application id and receipt code; None for a weak code."""
+    master = master_of(params, application_id, code)
+    return None if master is None else file_keys(master, params.version_salt)
 
 
 def seal(name: str, key: bytes, plaintext: bytes) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
     sealed = AESGCM(key).encrypt(nonce, plaintext, name.encode())
-    return json.dumps({"v": 1, "iv": _b64(nonce), "ct": _b64(sealed)}).encode() + b"\n"
+    return json.dumps({"v": 2, "iv": _b64(nonce), "ct": _b64(sealed)}).encode() + b"\n"
 
 
 def unseal(name: str, key: bytes, blob: bytes) -> bytes | None:
@@ -231,91 +254,186 @@ def _clean(value):
     return value
 
 
-def outcome_records(out_dir: Path, round_id: str, round_name: str = "",
-                    min_score: float | None = None) -> tuple[list[tuple[str, str, dict]], dict]:
-    """[(application_id, receipt_code, record)] for every row that gets a file, and counts."""
-    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET)
-    apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet").select(
-        "source_row", "receipt_code", "project_title")
-    rows = outcomes.join(apps, on="source_row", how="left").sort("source_row")
+def _cut(value, limit: int):
+    if isinstance(value, str) and len(value) > limit:
+        return value[:max(limit - 1, 0)] + "…"
+    return value
+
+
+def cap_record(record: dict) -> bytes:
+    """The record as compact JSON of at most PLAINTEXT_SIZE bytes: company_name, project_title
+    and reason_detail cut to TEXT_CAPS characters, then halved (reason_detail first) until it fits."""
+    record = {k: _cut(v, TEXT_CAPS[k]) if k in TEXT_CAPS else v for k, v in record.items()}
+    for _ in range(64):
+        data = json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+        if len(data) <= PLAINTEXT_SIZE:
+            return data
+        field = max(TEXT_CAPS, key=lambda k: len(record.get(k) or "") * (2 if k == "reason_detail" else 1))
+        record[field] = _cut(record[field], len(record[field]) // 2)
+    raise ValueError("lookup record does not fit PLAINTEXT_SIZE")
+
+
+def _record(row: dict, round_id: str, round_name: str, min_score: float | None,
+            nobody_funded: bool) -> dict:
+    status = row["status"]
+    awarded = status == schema.STATUS_AWARDED
+    return {
+        "round_id": round_id, "round_name": round_name,
+        "application_id": row["application_id"], "company_name": row["company_name"],
+        "project_title": row["project_title"],
+        "status": status, "status_label": STATUS_LABELS.get(status, {"ko": status, "en": status}),
+        "reason": row["reason"],
+        "explanation": explain(row, min_score, nobody_funded=nobody_funded),
+        "reason_detail": row["reason_detail"],
+        "score": _clean(row["score"]), "rank": row["rank"],
+        "waitlist_rank": row["waitlist_rank"] or None,
+        "score_needed": _clean(row["score_needed"]),
+        "award_fraction": _clean(row["award_fraction"]) if awarded else 0.0,
+        # a duplicated id's request rows cannot be told apart: none are shown
+        "gpu_hours_requested": ({} if row["reason"] == "duplicate_application_id"
+                                else dict(zip(row["req_gpu"] or [], row["req_hours"] or []))),
+        "gpu_hours_awarded": dict(zip(row["aw_gpu"] or [], row["aw_hours"] or [])) if awarded else {},
+        "cost_krw": int(row["cost_krw"] or 0) if awarded else 0,
+        "awarded_krw": int(row["awarded_krw"] or 0) if awarded else 0,
+        "copay_krw": int(row["copay_krw"] or 0) if awarded else 0,
+    }
+
+
+def _hours(frame: pl.DataFrame, prefix: str) -> pl.DataFrame:
+    return (frame.drop_nulls(["application_id", "gpu_type", "gpu_hours"])
+            .sort("application_id", "gpu_type")
+            .group_by("application_id", maintain_order=True)
+            .agg(pl.col("gpu_type").alias(f"{prefix}_gpu"), pl.col("gpu_hours").cast(pl.Int64).alias(f"{prefix}_hours")))
+
+
+OUTCOME_COLUMNS = ("application_id", "source_row", "company_name", "status", "reason", "reason_detail",
+                   "score", "rank", "waitlist_rank", "score_needed", "award_fraction", "cost_krw",
+                   "awarded_krw", "copay_krw")   # what a record shows (nothing else is read)
+
+
+def lookup_rows(out_dir: Path) -> tuple[pl.DataFrame, dict, bool, bytes]:
+    """The rows that get a file (one per distinct master), the counts, whether the result funds
+    nobody, and the round salt (from the officers' run folder)."""
+    out_dir = Path(out_dir)
+    meta = json.loads((out_dir / files.INTAKE / files.INTAKE_META).read_text(encoding="utf-8"))
+    round_salt = bytes.fromhex(meta.get("lookup_salt") or "")
+    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET, columns=list(OUTCOME_COLUMNS))
+    apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet")
+    if receipt.MASTER_COLUMN not in apps.columns or not round_salt:
+        raise ValueError(f"{out_dir}: intake holds no lookup masters (a run folder from before "
+                         f"receipt codes were sealed at intake); run the round again")
+    apps = apps.select("source_row", "project_title", receipt.MASTER_COLUMN,
+                       receipt.MILLIBITS_COLUMN, receipt.ITERATIONS_COLUMN)
     awards = pl.read_parquet(out_dir / files.AWARDS_PARQUET)
-    awarded_hours: dict[str, dict[str, int]] = {}
-    for app_id, gpu, hours in awards.sort("application_id", "gpu_type").select(
-            "application_id", "gpu_type", "gpu_hours").iter_rows():
-        awarded_hours.setdefault(app_id, {})[gpu] = int(hours)
-    requested: dict[str, dict[str, int]] = {}
+    rows = outcomes.join(apps, on="source_row", how="left").sort("source_row")
+    rows = rows.join(_hours(awards, "aw"), on="application_id", how="left", maintain_order="left")
     requests_path = out_dir / files.INTAKE / "requests.parquet"
-    if requests_path.is_file():
-        req = pl.read_parquet(requests_path).drop_nulls(["application_id", "gpu_type", "gpu_hours"])
-        for app_id, gpu, hours in req.sort("application_id", "gpu_type").select(
-                "application_id", "gpu_type", "gpu_hours").iter_rows():
-            requested.setdefault(app_id, {})[gpu] = int(hours)
-    counts = {"rows": rows.height, "files": 0, "skipped_missing_id": 0, "skipped_missing_code": 0,
-              "merged_duplicate_rows": 0}
-    seen: set[tuple[str, str]] = set()
-    records = []
-    for row in rows.iter_rows(named=True):
-        app_id, code = row["application_id"], row["receipt_code"]
-        if app_id is None or not normalise_id(app_id):
-            counts["skipped_missing_id"] += 1
-            continue
-        if code is None or len(normalise_code(code)) < MIN_CODE_LENGTH:
-            counts["skipped_missing_code"] += 1
-            continue
-        key = (normalise_id(app_id), normalise_code(code))
-        if key in seen:
-            counts["merged_duplicate_rows"] += 1
-            continue
-        seen.add(key)
-        status = row["status"]
-        awarded = status == schema.STATUS_AWARDED
-        record = {
-            "round_id": round_id, "round_name": round_name,
-            "application_id": app_id, "company_name": row["company_name"],
-            "project_title": row["project_title"],
-            "status": status, "status_label": STATUS_LABELS.get(status, {"ko": status, "en": status}),
-            "reason": row["reason"],
-            "explanation": explain(row, min_score, nobody_funded=awards.is_empty()),
-            "reason_detail": row["reason_detail"],
-            "score": _clean(row["score"]), "rank": row["rank"],
-            "waitlist_rank": row["waitlist_rank"] or None,
-            "score_needed": _clean(row["score_needed"]),
-            "award_fraction": _clean(row["award_fraction"]) if awarded else 0.0,
-            # a duplicated id's request rows cannot be told apart: none are shown
-            "gpu_hours_requested": ({} if row["reason"] == "duplicate_application_id"
-                                    else requested.get(app_id, {})),
-            "gpu_hours_awarded": awarded_hours.get(app_id, {}) if awarded else {},
-            "cost_krw": int(row["cost_krw"] or 0) if awarded else 0,
-            "awarded_krw": int(row["awarded_krw"] or 0) if awarded else 0,
-            "copay_krw": int(row["copay_krw"] or 0) if awarded else 0,
-        }
-        records.append((app_id, code, record))
-    counts["files"] = len(records)
-    return records, counts
+    req = (_hours(pl.read_parquet(requests_path), "req") if requests_path.is_file()
+           else pl.DataFrame(schema={"application_id": pl.String, "req_gpu": pl.List(pl.String),
+                                     "req_hours": pl.List(pl.Int64)}))
+    rows = rows.join(req, on="application_id", how="left", maintain_order="left")
+    no_id = rows["application_id"].is_null() | (rows["application_id"].map_elements(
+        normalise_id, return_dtype=pl.String, skip_nulls=True) == "").fill_null(True)
+    no_code = rows[receipt.MILLIBITS_COLUMN].is_null()
+    weak = ~no_code & rows[receipt.ITERATIONS_COLUMN].is_null()
+    usable = rows.filter(~no_id & rows[receipt.MASTER_COLUMN].is_not_null())
+    grouped = usable.with_columns(
+        n=pl.len().over(receipt.MASTER_COLUMN),
+        dup_only=(pl.col("reason") == "duplicate_application_id").all().over(receipt.MASTER_COLUMN),
+        first=pl.int_range(pl.len()).over(receipt.MASTER_COLUMN) == 0)
+    ambiguous = grouped.filter((pl.col("n") > 1) & ~pl.col("dup_only"))
+    keep = grouped.filter(pl.col("first") & ((pl.col("n") == 1) | pl.col("dup_only")))
+    counts = {"rows": rows.height, "files": keep.height,
+              "skipped_missing_id": int(no_id.sum()),
+              "skipped_missing_code": int((~no_id & no_code).sum()),
+              "skipped_weak_code": int((~no_id & weak).sum()),
+              "skipped_ambiguous": ambiguous.height,
+              "merged_duplicate_rows": int(grouped.filter(pl.col("dup_only") & ~pl.col("first")).height)}
+    return keep.drop("n", "dup_only", "first"), counts, awards.is_empty(), round_salt
+
+
+def _seal_chunk(chunk: pl.DataFrame, folder: str, version_salt: bytes, round_id: str,
+                round_name: str, min_score: float | None, nobody_funded: bool,
+                stamp: float) -> bytes:
+    """Seal and write one chunk of rows (a worker process); its r.sha256 lines (unsorted)."""
+    out = []
+    for row in chunk.iter_rows(named=True):
+        plaintext = cap_record(_record(row, round_id, round_name, min_score, nobody_funded))
+        name, key = file_keys(row[receipt.MASTER_COLUMN], version_salt)
+        blob = seal(name, key, plaintext.ljust(PLAINTEXT_SIZE, b" "))
+        # O_EXCL: a name collision (2^-256) is an error, never an overwrite
+        fd = os.open(os.path.join(folder, name[:SHARD], name + ".json"),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, blob)
+            os.utime(fd, (stamp, stamp))
+        finally:
+            os.close(fd)
+        out.append(f"{hashlib.sha256(blob).hexdigest()}  {files.LOOKUP_DIR}/{name[:SHARD]}/{name}.json\n")
+    return "".join(out).encode("ascii")
+
+
+def _chunks(frame: pl.DataFrame, size: int):
+    for start in range(0, frame.height, size):
+        yield frame.slice(start, size)
+
+
+def _write_listing(blobs: list[bytes], path: Path) -> None:
+    """r.sha256 sorted by file name, one shard (first hex digits) at a time: little memory."""
+    offset = 64 + 2 + len(files.LOOKUP_DIR) + 1          # "<sha256>  r/" before the shard prefix
+    shards: dict[bytes, list[bytes]] = {}
+    for blob in blobs:
+        for line in blob.splitlines(keepends=True):
+            shards.setdefault(line[offset:offset + SHARD], []).append(line)
+    blobs.clear()
+    with open(path, "wb") as handle:
+        for shard in sorted(shards):
+            lines = shards.pop(shard)
+            lines.sort(key=lambda line: line[offset:])
+            handle.writelines(lines)
+
+
+def default_workers() -> int:
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
 
 
 def write_lookup_files(out_dir: Path, target: Path, round_id: str, *, round_name: str = "",
-                       min_score: float | None = None,
-                       iterations: int = DEFAULT_ITERATIONS) -> dict:
-    """Write lookup.json and r/<name>.json into target; returns counts for the manifest."""
-    params = LookupParams.new(round_id, iterations)
-    records, counts = outcome_records(out_dir, round_id, round_name, min_score)
-    plaintexts = [json.dumps(rec, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-                  for _, _, rec in records]
-    size = PAD_BLOCK * (max((len(p) for p in plaintexts), default=0) // PAD_BLOCK + 1)
-    sealed: dict[str, bytes] = {}
-    for (app_id, code, _), plaintext in zip(records, plaintexts):
-        name, key = derive(params, app_id, code)
-        if name in sealed:   # (id, code) pairs are unique, so this is a 2^-256 event
-            raise RuntimeError("lookup file name collision")
-        sealed[name] = seal(name, key, plaintext.ljust(size, b" "))
-    results = target / files.LOOKUP_DIR
+                       min_score: float | None = None, workers: int | None = None,
+                       stamp: float | None = None) -> dict:
+    """Write lookup.json, r/<name>.json and r.sha256 into target; returns counts for the manifest.
+
+    Files are sealed by `workers` processes (default: the usable cores, at most 8), each writing
+    its files to disk at once; only (name, sha256) pairs come back to this process."""
+    rows, counts, nobody_funded, round_salt = lookup_rows(Path(out_dir))
+    params = LookupParams.new(round_id, round_salt)
+    results = Path(target) / files.LOOKUP_DIR
     results.mkdir()
-    for name in sorted(sealed):     # written in name order: nothing follows the input order
-        (results / f"{name}.json").write_bytes(sealed[name])
-    (target / files.LOOKUP_JSON).write_text(json.dumps(params.to_json(), indent=2, ensure_ascii=False)
-                                      + "\n", encoding="utf-8")
-    return {**counts, "plaintext_bytes": size, "iterations": iterations}
+    for k in range(16 ** SHARD):      # r/<first two hex digits>/: no directory of a million entries
+        (results / f"{k:0{SHARD}x}").mkdir()
+    stamp = stamp if stamp is not None else 0.0
+    args = (str(results), params.version_salt, round_id, round_name, min_score, nobody_funded, stamp)
+    workers = workers or default_workers()
+    listing: list[bytes] = []     # ~130 bytes per file, as a few large blobs
+    if workers == 1 or rows.height < SERIAL_BELOW:
+        listing = [_seal_chunk(rows, *args)]
+    else:
+        ctx = multiprocessing.get_context("spawn")   # no fork of a threaded (polars) process
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            pending: deque = deque()
+            for chunk in _chunks(rows, CHUNK_ROWS):
+                pending.append(pool.submit(_seal_chunk, chunk, *args))
+                while len(pending) >= 2 * workers:
+                    listing.append(pending.popleft().result())
+            while pending:
+                listing.append(pending.popleft().result())
+    del rows
+    _write_listing(listing, Path(target) / files.LOOKUP_LISTING)
+    (Path(target) / files.LOOKUP_JSON).write_text(
+        json.dumps(params.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return {**counts, "plaintext_bytes": PLAINTEXT_SIZE, "listing": files.LOOKUP_LISTING,
+            "floor_gpu_years": receipt.FLOOR_GPU_YEARS,
+            "classes": {str(b): it for b, it in receipt.CLASSES}}
 
 
 # --- Lookups (officers' CLI) --------------------------------------------------------
@@ -338,8 +456,11 @@ def lookup_result(published_dir: Path, application_id: str, code: str) -> dict |
     params = LookupParams.from_json(json.loads((version / files.LOOKUP_JSON).read_text(encoding="utf-8")))
     if not normalise_id(application_id) or not normalise_code(code):
         return None
-    name, key = derive(params, application_id, code)
-    path = version / files.LOOKUP_DIR / f"{name}.json"
+    derived = derive(params, application_id, code)
+    if derived is None:      # too weak a code never has a file
+        return None
+    name, key = derived
+    path = version / files.LOOKUP_DIR / name[:SHARD] / f"{name}.json"
     if not path.is_file():
         return None
     plaintext = unseal(name, key, path.read_bytes())

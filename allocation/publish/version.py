@@ -28,6 +28,7 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from allocation.errors import RoundError
 from allocation.publish import audit, lookup, report, signing
 from allocation.publish.award_list import public_award_list, write_award_list
 from allocation.publish.diff import lifecycle_changes, public_diff, write_changes
-from allocation.publish.manifest import rel_name, sha256_file, tree_files
+from allocation.publish.manifest import rel_name, sha256_file
 
 
 def _round_info(out_dir: Path, report_json: dict) -> tuple[str, float | None]:
@@ -48,11 +49,25 @@ def _round_info(out_dir: Path, report_json: dict) -> tuple[str, float | None]:
 
 
 def _write_version(out_dir: Path, target: Path, report_json: dict, version: int = 1,
-                   lookup_iterations: int | None = None, timeline: list[dict] | None = None,
-                   changes: dict | None = None) -> dict:
+                   timeline: list[dict] | None = None, changes: dict | None = None,
+                   stamp: float = 0.0, workers: int | None = None) -> dict:
     """Every public file of the version into target; returns the lookup counts."""
     round_id = report_json["round_id"]
     round_name, min_score = _round_info(out_dir, report_json)
+    # the lookup files are sealed by worker processes while this process writes the rest
+    with ThreadPoolExecutor(max_workers=1) as background:
+        sealing = background.submit(lookup.write_lookup_files, out_dir, target, round_id,
+                                    round_name=round_name, min_score=min_score, stamp=stamp,
+                                    workers=workers)
+        try:
+            _write_pages(out_dir, target, report_json, version, round_id, round_name, timeline, changes)
+        finally:
+            counts = sealing.result()      # waits; re-raises a sealing error
+    return counts
+
+
+def _write_pages(out_dir: Path, target: Path, report_json: dict, version: int, round_id: str,
+                 round_name: str, timeline: list[dict] | None, changes: dict | None) -> None:
     write_award_list(out_dir, target, round_id, round_name, version)
     extra = {k: v for k, v in (("timeline", timeline), ("changes", changes)) if v}
     (target / files.REPORT_HTML).write_text(report.render_report(out_dir, version, **extra), encoding="utf-8")
@@ -62,9 +77,6 @@ def _write_version(out_dir: Path, target: Path, report_json: dict, version: int 
             title=f"컴퓨팅 바우처 선정 결과 — {round_id}", round_name=round_name, version=version,
             script=script, csp_extra=report.script_csp(script)),
         encoding="utf-8")
-    iterations = lookup.DEFAULT_ITERATIONS if lookup_iterations is None else int(lookup_iterations)
-    return lookup.write_lookup_files(out_dir, target, round_id, round_name=round_name,
-                                     min_score=min_score, iterations=iterations)
 
 
 def result_fingerprint(out_dir: Path) -> str:
@@ -91,12 +103,21 @@ def public_solver_report(report_json: dict) -> dict:
     return public
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in tree_files(folder):
+def _fsync_tree(folder: Path, paths: list[Path]) -> None:
+    """fsync the version's own files one by one; the r/ files (up to millions) with one sync."""
+    os.sync()
+    for path in paths:
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
-    for sub in sorted({p.parent for p in tree_files(folder)} | {folder}):
-        _fsync_dir(sub)
+    for sub in sorted({p.parent for p in paths} | {folder, folder / files.LOOKUP_DIR}):
+        if sub.is_dir():
+            _fsync_dir(sub)
+
+
+def _own_files(folder: Path) -> list[Path]:
+    """Every file of a version except the r/ files (listed in r.sha256 instead)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file()
+                  and not rel_name(p, folder).startswith(files.LOOKUP_DIR + "/"))
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -126,12 +147,13 @@ def _remove_stale(round_root: Path) -> None:
 
 
 def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None = None,
-            actor: dict | None = None, allow_empty: bool = False,
+            actor: dict | None = None, allow_empty: bool = False, lookup_workers: int | None = None,
             signing_key: Path | str | None = None, demo: bool = False) -> dict:
     """Publish the allocation in out_dir; returns {"round_id", "version", "path", "created"}.
 
-    lookup_iterations: PBKDF2 iterations for the lookup files (default
-    lookup.DEFAULT_ITERATIONS, at least lookup.MIN_ITERATIONS).
+    lookup_iterations: ignored (kept for old callers): the PBKDF2 iterations follow each receipt
+    code's strength class and are paid once per round at intake (allocation.intake.receipt).
+    lookup_workers: processes that seal the lookup files (default: the usable cores, at most 8).
     actor: who triggered and approved this publication, for the audit trail
     ({"via", "triggered_by", "approved_by", ...}; default: the Airflow user when called inside
     an Airflow task, else "cli" — see allocation.audit).
@@ -149,8 +171,6 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
     and is refused when another version was published after the one it was computed against.
     """
     out_dir, publish_root = Path(out_dir), Path(publish_root)
-    if lookup_iterations is not None and lookup_iterations < lookup.MIN_ITERATIONS:
-        raise ValueError(f"lookup_iterations must be at least {lookup.MIN_ITERATIONS:,}")
     report_json = json.loads((out_dir / files.SOLUTION).read_text(encoding="utf-8"))
     round_id = report_json.get("round_id")
     files.inside(publish_root, files.round_id_path_part(round_id))   # never a path outside the root
@@ -207,14 +227,15 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
             elif previous_dir is not None:
                 entry["diff"] = public_diff(pl.read_parquet(previous_dir / files.AWARDS_PUBLIC_PARQUET),
                                             public_award_list(out_dir))["diff"]
-            counts = _write_version(out_dir, tmp, report_json, version, lookup_iterations,
-                                    timeline, changes)
+            stamp = time.time()   # one timestamp for every file: mtimes tell nothing about write order
+            counts = _write_version(out_dir, tmp, report_json, version, timeline, changes,
+                                    stamp, lookup_workers)
             if changes is not None:
                 write_changes(tmp, changes)
             if demo:
                 _mark_demo(tmp)
             line = audit.prepare_line(publish_root, round_id, entry)   # the chain checked
-            file_hashes = {rel_name(p, tmp): sha256_file(p) for p in tree_files(tmp)}
+            file_hashes = {rel_name(p, tmp): sha256_file(p) for p in _own_files(tmp)}
             manifest = {"round_id": round_id, "version": version, "files": file_hashes,
                         "published_at": published_at,
                         "result_fingerprint": fingerprint, "input_sha256": report_json["input_sha256"],
@@ -234,13 +255,12 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                               + "\n").encode("utf-8")
             (tmp / files.MANIFEST).write_bytes(manifest_bytes)
             (tmp / files.SIGNATURE).write_bytes(signing.sign(key, manifest_bytes))
-            # one timestamp for every file: modification times tell nothing about write order
-            stamp = time.time()
-            for path in tree_files(tmp):
+            own = _own_files(tmp)
+            for path in own:      # (the r/ files got the same stamp from the sealing workers)
                 os.utime(path, (stamp, stamp))
-            for sub in [tmp, *sorted(p for p in tmp.rglob("*") if p.is_dir())]:
+            for sub in [tmp, *sorted(p for p in tmp.iterdir() if p.is_dir())]:
                 os.chmod(sub, 0o755)
-            _fsync_tree(tmp)
+            _fsync_tree(tmp, own)
             target = round_root / files.version_name(version)
             try:
                 os.rename(tmp, target)   # atomic; fails if v<N> appeared meanwhile

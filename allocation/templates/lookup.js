@@ -14,8 +14,17 @@
     for (const p of parts) { out.set(p, i); i += p.length; }
     return out;
   }
-  const normId = (s) => s.normalize("NFKC").trim();
-  const normCode = (s) => s.normalize("NFKC").trim().toUpperCase();
+  // The same normalisation and strength grade as allocation/intake/receipt.py.
+  const STRIP = " \t\r\n";
+  const CODE_DROP = " \t\r\n-";
+  function trim(s) {
+    let a = 0, b = s.length;
+    while (a < b && STRIP.includes(s[a])) a++;
+    while (b > a && STRIP.includes(s[b - 1])) b--;
+    return s.slice(a, b);
+  }
+  const normId = (s) => trim(s.normalize("NFKC")).toUpperCase();
+  const normCode = (s) => Array.from(s.normalize("NFKC").toUpperCase()).filter((c) => !CODE_DROP.includes(c)).join("");
   const won = (n) => "₩" + Number(n).toLocaleString("en-US");
   const num = (n) => Number(n).toLocaleString("en-US");
 
@@ -25,35 +34,76 @@
       const r = await fetch("lookup.json", { cache: "no-store" });
       if (!r.ok) throw new Error("lookup.json " + r.status);
       config = await r.json();
-      if (config.format !== "voucher-lookup/1") throw new Error("unknown lookup format");
+      if (config.format !== "voucher-lookup/2") throw new Error("unknown lookup format");
     }
     return config;
   }
 
-  async function lookup(applicationId, code) {
-    const cfg = await loadConfig();
-    const salt = concat(b64(cfg.salt), enc.encode(cfg.round_id), new Uint8Array([0]), enc.encode(normId(applicationId)));
+  // len(code) × floor(1000 × log2(alphabet)) in whole millibits; the alphabet is the smallest
+  // listed one holding every character (anything else: the last, printable ASCII).
+  function millibits(cfg, code) {
+    const chars = Array.from(normCode(code));
+    if (!chars.length) return 0;
+    const alphabets = cfg.floor.alphabets;
+    let per = alphabets[alphabets.length - 1].millibits_per_char;
+    for (const a of alphabets) {
+      if (chars.every((c) => a.chars.includes(c))) { per = a.millibits_per_char; break; }
+    }
+    return chars.length * per;
+  }
+
+  // The PBKDF2 iterations of the code's strength class; null: too weak, it has no file.
+  function iterationsFor(cfg, code) {
+    const m = millibits(cfg, code);
+    let best = null;
+    for (const c of cfg.floor.classes) if (m >= c.min_millibits) best = c.iterations;
+    return best;
+  }
+
+  async function derive(cfg, applicationId, code) {
+    const iterations = iterationsFor(cfg, code);
+    if (iterations === null) return null;
+    const salt = concat(b64(cfg.round_salt), enc.encode(cfg.round_id), new Uint8Array([0]), enc.encode(normId(applicationId)));
     const password = await crypto.subtle.importKey("raw", enc.encode(normCode(code)), "PBKDF2", false, ["deriveBits"]);
     const master = await crypto.subtle.deriveBits(
-      { name: "PBKDF2", hash: "SHA-256", salt: salt, iterations: cfg.kdf.iterations }, password, 256);
+      { name: "PBKDF2", hash: "SHA-256", salt: salt, iterations: iterations }, password, 256);
     const hkdf = await crypto.subtle.importKey("raw", master, "HKDF", false, ["deriveBits", "deriveKey"]);
-    const empty = new Uint8Array(0);
+    const vsalt = b64(cfg.version_salt);
     const name = hex(await crypto.subtle.deriveBits(
-      { name: "HKDF", hash: "SHA-256", salt: empty, info: enc.encode(cfg.name.info) }, hkdf, 256));
+      { name: "HKDF", hash: "SHA-256", salt: vsalt, info: enc.encode(cfg.name.info) }, hkdf, 256));
     const key = await crypto.subtle.deriveKey(
-      { name: "HKDF", hash: "SHA-256", salt: empty, info: enc.encode(cfg.key.info) }, hkdf,
+      { name: "HKDF", hash: "SHA-256", salt: vsalt, info: enc.encode(cfg.key.info) }, hkdf,
       { name: "AES-GCM", length: 256 }, false, ["decrypt"]);
-    const resp = await fetch(cfg.path.replace("{name}", name), { cache: "no-store" });
+    return { iterations: iterations, master: hex(master), name: name, key: key };
+  }
+
+  async function lookup(applicationId, code) {
+    const cfg = await loadConfig();
+    const d = await derive(cfg, applicationId, code);
+    if (d === null) return "weak";
+    const path = cfg.path.replace("{prefix}", d.name.slice(0, cfg.prefix_hex_digits)).replace("{name}", d.name);
+    const resp = await fetch(path, { cache: "no-store" });
     if (!resp.ok) return null;
     try {
       const blob = await resp.json();
       const plain = await crypto.subtle.decrypt(
-        { name: "AES-GCM", iv: b64(blob.iv), additionalData: enc.encode(name) }, key, b64(blob.ct));
+        { name: "AES-GCM", iv: b64(blob.iv), additionalData: enc.encode(d.name) }, d.key, b64(blob.ct));
       return JSON.parse(new TextDecoder().decode(plain));
     } catch (e) {
       return null;
     }
   }
+
+  // for tests and for the curious: the derivation the page uses, nothing secret
+  window.voucherLookup = {
+    normId: normId, normCode: normCode,
+    millibits: async (code) => millibits(await loadConfig(), code),
+    iterationsFor: async (code) => iterationsFor(await loadConfig(), code),
+    derive: async (id, code) => {
+      const d = await derive(await loadConfig(), id, code);
+      return d && { iterations: d.iterations, master: d.master, name: d.name };
+    },
+  };
 
   function row(table, ko, en, value, cls) {
     const tr = document.createElement("tr");
@@ -70,6 +120,19 @@
     const out = $("result");
     out.replaceChildren();
     out.hidden = false;
+    if (rec === "weak") {
+      out.className = "result notfound";
+      out.dataset.outcome = "weak";
+      const p = document.createElement("p");
+      const ko = document.createElement("strong");
+      ko.textContent = "이 확인 코드는 온라인 조회에 쓰기에는 너무 짧거나 단순합니다. 사업 담당자에게 문의하세요.";
+      const en = document.createElement("span");
+      en.className = "en";
+      en.textContent = "This receipt code is too short or simple for an online lookup. Please contact the programme office.";
+      p.append(ko, document.createElement("br"), en);
+      out.append(p);
+      return;
+    }
     if (!rec) {
       out.className = "result notfound";
       out.dataset.outcome = "notfound";

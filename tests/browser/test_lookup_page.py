@@ -8,6 +8,7 @@ checks the page fetched nothing but lookup.json and the single r/ file it derive
 from __future__ import annotations
 
 import functools
+import json
 import http.server
 import subprocess
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from allocation.intake import receipt
 from allocation.publish import lookup
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -96,11 +98,12 @@ def test_lookup_page_shows_own_outcome_and_nothing_for_wrong_code(browser, site,
     awarded = outcomes.filter(pl.col("status") == "awarded").row(0, named=True)
     not_funded = outcomes.filter(pl.col("status") == "not_selected").row(0, named=True)
 
-    # awarded, with the right code (spaces and lower case are forgiven, as in Python)
+    # awarded, with the right code (spaces and lower case are forgiven in the id and the code,
+    # hyphens in the code, as in Python)
     code = codes[awarded["application_id"]]
     shot = tmp_path / "awarded.png"
-    outcome, text, requests, errors = _lookup(browser, base, f" {awarded['application_id']} ",
-                                              f" {code.lower()} ", shot)
+    outcome, text, requests, errors = _lookup(browser, base, f" {awarded['application_id'].lower()} ",
+                                              f" {code[:4].lower()}-{code[4:]} ", shot)
     assert errors == []
     assert outcome == "awarded", text
     assert "선정" in text and "Awarded" in text
@@ -135,3 +138,51 @@ def test_lookup_page_shows_own_outcome_and_nothing_for_wrong_code(browser, site,
     assert awarded["company_name"] not in text and "Awarded" not in text and "₩" not in text
     assert [e for e in errors if "404" not in e] == []   # the missing r/ file is a plain 404
     assert _is_png(shot)
+
+
+# one code per strength class the floor defines (and a weak one): what the page computes from
+# what the applicant types must be exactly what Python computes
+CLASS_CODES = [
+    "12345678",                    # 26.6 bits: weak, no file
+    "1234 5678 9012 34",           # digits, 46.5 bits
+    "abcdefghijk",                 # letters, 51.7 bits
+    "i8vv-hkuf-s4",                # alphanumeric, 51.7 bits
+    "abcd-2345-jkmn",              # Crockford base32, 60 bits
+    "CJ3X-YNXK-DV5S-40H0",         # voucher codes, 80 bits
+    "pa$$w0rd!",                   # printable ASCII, 54.6 bits
+    "가나다라마바사아",               # other characters: graded as printable ASCII, 48.5 bits
+    "0123456789012",               # digits, 43.2 bits: weak
+    "ABCDEFGHJKMN0",               # base32, 65 bits: top class
+]
+
+
+def test_page_and_python_agree_on_strength_class_and_master(browser, site):
+    version, base = site
+    params = lookup.LookupParams.from_json(json.loads((version / "lookup.json").read_text()))
+    page = browser.new_page()
+    page.goto(f"{base}/index.html")
+    seen_classes = set()
+    for code in CLASS_CODES:
+        py_iterations = receipt.iterations_for(code)
+        assert page.evaluate("c => window.voucherLookup.millibits(c)", code) == receipt.millibits(code), code
+        assert page.evaluate("c => window.voucherLookup.iterationsFor(c)", code) == py_iterations, code
+        derived = page.evaluate("([i, c]) => window.voucherLookup.derive(i, c)", [" r1-000001 ", code])
+        if py_iterations is None:
+            assert derived is None, code
+            continue
+        seen_classes.add(receipt.strength_class(receipt.millibits(code)))
+        master = lookup.master_of(params, "R1-000001", code)
+        assert derived["iterations"] == py_iterations
+        assert derived["master"] == master.hex(), code
+        assert derived["name"] == lookup.file_keys(master, params.version_salt)[0], code
+    assert len(seen_classes) >= 5
+    assert page.evaluate("s => window.voucherLookup.normId(s)", "\t ｒ１-000001 ") == "R1-000001"
+    assert page.evaluate("s => window.voucherLookup.normCode(s)", " cj3x-ynxk dv5s ") == "CJ3XYNXKDV5S"
+    page.close()
+
+
+def test_page_says_a_weak_code_has_no_online_result(browser, site):
+    _, base = site
+    outcome, text, requests, errors = _lookup(browser, base, "R1-000001", "12345678")
+    assert outcome == "weak" and "programme office" in text and errors == []
+    assert not [u for u in requests if "/r/" in u]                    # nothing fetched for it

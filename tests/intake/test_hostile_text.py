@@ -17,7 +17,6 @@ import pytest
 from allocation import text
 from allocation.identifiers import complete_business_no
 from allocation.intake import read_round
-from allocation.publish import lookup
 from allocation.publish.diff import compare_award_lists, render_diff_markdown
 from allocation.publish.version import publish
 from allocation.rounds.allocate import run_round
@@ -118,8 +117,7 @@ def test_validate_prints_no_control_character_to_the_terminal(hostile_round, tmp
             assert not [c for c in stream if text.is_forbidden(c) and c not in "\n\t"], stream
 
 
-def test_nothing_live_in_any_public_file(allocated, tmp_path, monkeypatch):
-    monkeypatch.setattr(lookup, "DEFAULT_ITERATIONS", 1_000)
+def test_nothing_live_in_any_public_file(allocated, tmp_path):
     version = Path(publish(allocated, tmp_path / "pub")["path"])
     public = pl.read_parquet(version / "awards_public.parquet")
     assert set(public["application_id"]) == set(ALLOWED_NAMES)

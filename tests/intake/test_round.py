@@ -41,7 +41,7 @@ def app(i: int, **changes: str) -> dict[str, str]:
         "application_id": f"A{i}", "business_no": complete_business_no(f"12345678{i}"),
         "company_name": f"Company {i}", "company_size": "small", "region": "Seoul",
         "founded_on": "2020-01-02", "prior_awards": "0", "project_title": "LLM fine-tuning",
-        "receipt_code": f"RC-{i:06d}",
+        "receipt_code": f"RC-{i:06d}-QX7K-M2ZP",   # 60+ bits: no weak_receipt_code issue
     }
     return row | changes
 
@@ -124,10 +124,14 @@ def test_valid_round_reads_with_schema_types(tmp_path):
     assert v.issues.is_empty()
     assert v.issues.schema == pl.Schema(ISSUES_SCHEMA)
     apps = v.applications
-    assert apps.columns == [*schema.APPLICATIONS.required, "source_row", "eligible", "reason",
-                            "reason_detail"]
+    # the receipt code leaves intake as its lookup master (allocation.intake.receipt)
+    assert apps.columns == [*(c for c in schema.APPLICATIONS.required if c != "receipt_code"),
+                            "source_row", "eligible", "reason", "reason_detail",
+                            "lookup_master", "code_millibits", "code_iterations"]
     for col in schema.APPLICATIONS.columns:
-        assert apps.schema[col.name] == schema.POLARS_TYPES[col.kind]
+        if col.name != "receipt_code":
+            assert apps.schema[col.name] == schema.POLARS_TYPES[col.kind]
+    assert apps["lookup_master"].is_not_null().all()
     assert apps.schema["source_row"] == pl.Int64 and apps.schema["eligible"] == pl.Boolean
     assert apps["source_row"].to_list() == [2, 3, 4]
     assert apps["eligible"].to_list() == [True, True, True]
@@ -187,7 +191,10 @@ def test_bad_application_cell(tmp_path, column, value, code, reason):
     issue = one_issue(v, file="applications.csv", row=3, column=column)
     assert issue["code"] == code
     row = assert_ineligible(v, 3, reason)
-    assert row[column] is None, "a failed cell is null in the typed table"
+    if column == "receipt_code":      # no code, no master
+        assert row["lookup_master"] is None and row["code_millibits"] is None
+    else:
+        assert row[column] is None, "a failed cell is null in the typed table"
     assert "applications.csv row 3 [" + column + "]" in row["reason_detail"]
     if value and column != "receipt_code":
         assert value in issue["message"] and value in row["reason_detail"]
@@ -430,7 +437,7 @@ def test_extra_columns_carried_through(tmp_path):
     requests = [r | {"note": "n"} for r in base_tables()["requests"]]
     v = read_round(make_round(tmp_path, applications=apps, requests=requests))
     assert v.applications["memo"].to_list() == ["call back", None, "x"]
-    assert v.applications.columns.index("memo") == len(schema.APPLICATIONS.required)
+    assert v.applications.columns.index("memo") == len(schema.APPLICATIONS.required) - 1   # minus receipt_code
     assert v.applications.schema["memo"] == pl.String
     assert v.requests["note"].to_list() == ["n"] * 4
 

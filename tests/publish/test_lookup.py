@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from allocation.intake import receipt
 from allocation.publish import lookup
 from allocation.publish.manifest import verify
 
@@ -87,7 +88,7 @@ def test_public_files_hold_nothing_about_non_awardees(solved, version, codes):
             leaked = sorted(v for v in values if v in text)
             assert not leaked, (name, kind, leaked[:5])
     # receipt codes are not in the encrypted files either
-    blobs = b"".join(p.read_bytes() for p in (version / "r").iterdir())
+    blobs = b"".join(p.read_bytes() for p in (version / "r").glob("*/*.json"))
     assert not [c for c in codes.values() if c.encode() in blobs]
 
 
@@ -111,23 +112,30 @@ def test_injection_is_neutralised_in_every_award_format(version, injected):
 
 
 def test_lookup_files_are_indistinguishable(version, solved):
-    files = sorted((version / "r").iterdir())
+    files = sorted((version / "r").glob("*/*.json"))
     manifest = json.loads((version / "manifest.json").read_text())
     counts = manifest["lookup"]
     outcomes = pl.read_parquet(solved / "outcomes.parquet")
     # one file per application with an id and a usable code; the duplicated id shares one
     assert counts["rows"] == outcomes.height
     assert counts["skipped_missing_code"] == 1 and counts["merged_duplicate_rows"] == 1
+    assert counts["skipped_weak_code"] == 0 and counts["skipped_ambiguous"] == 0
     assert len(files) == counts["files"] == outcomes.height - 2
     assert all(re.fullmatch(r"[0-9a-f]{64}\.json", p.name) for p in files)
-    assert len({p.stat().st_size for p in files}) == 1                   # sizes say nothing
+    assert {p.stat().st_size for p in files} == {3993}                  # sizes say nothing, under one 4 KiB block
     assert len({p.stat().st_mtime for p in files}) == 1                  # nor write order
     shapes = {tuple(sorted(json.loads(p.read_bytes()))) for p in files}
     assert shapes == {("ct", "iv", "v")}
-    assert all(f"r/{p.name}" in manifest["files"] for p in files)
+    # the r/ files are pinned through r.sha256, whose hash the signed manifest holds
+    listing = (version / "r.sha256").read_text().splitlines()
+    assert sorted(f"r/{p.parent.name}/{p.name}" for p in files) == [line.split("  ")[1] for line in listing]
+    assert all(p.parent.name == p.name[:2] for p in files)              # r/<first 2 hex>/<name>.json
+    assert "r.sha256" in manifest["files"] and not any(k.startswith("r/") for k in manifest["files"])
     params = json.loads((version / "lookup.json").read_text())
-    assert params["kdf"]["iterations"] >= lookup.MIN_ITERATIONS >= 100_000
-    assert len(params["salt"]) >= 20 and params["round_id"] == "2026-R1"
+    assert params["format"] == "voucher-lookup/2" and params["round_id"] == "2026-R1"
+    assert len(params["round_salt"]) >= 20 and len(params["version_salt"]) >= 20
+    assert params["floor"]["gpu_years_per_code"] == 100 and "10900" in params["floor"]["rate"]["source"]
+    assert [c["iterations"] for c in params["floor"]["classes"]] == [it for _, it in receipt.CLASSES]
 
 
 def _expect(solved: Path, application_id: str) -> dict:
@@ -192,16 +200,16 @@ def test_tampered_lookup_file_reveals_nothing(solved, version, codes, tmp_path):
         pl.col("status") == "awarded")["application_id"][0]
     params = lookup.LookupParams.from_json(json.loads((copy / "lookup.json").read_text()))
     name, _ = lookup.derive(params, app_id, codes[app_id])
-    path = copy / "r" / f"{name}.json"
+    path = copy / "r" / name[:2] / f"{name}.json"
     blob = json.loads(path.read_text())
     ct = bytearray(base64.b64decode(blob["ct"]))
     ct[0] ^= 1
     blob["ct"] = base64.b64encode(bytes(ct)).decode()
     path.write_text(json.dumps(blob))
     assert lookup.lookup_result(copy, app_id, codes[app_id]) is None
-    assert verify(copy) == [f"r/{name}.json"]
-    (copy / "r" / ("0" * 64 + ".json")).write_text("{}")
-    assert verify(copy)[-1] == f"r/{'0' * 64}.json"
+    assert verify(copy) == [f"r/{name[:2]}/{name}.json"]
+    (copy / "r" / "00" / ("0" * 64 + ".json")).write_text("{}")
+    assert verify(copy)[-1] == f"r/00/{'0' * 64}.json"
 
 
 def test_derivation_matches_the_documented_construction():
@@ -209,63 +217,124 @@ def test_derivation_matches_the_documented_construction():
     import hashlib
     import hmac
 
-    params = lookup.LookupParams("2026-R1", bytes(range(16)), 1_000)
-    name, key = lookup.derive(params, " R1-000001 ", "abcd efgh")
-    master = hashlib.pbkdf2_hmac("sha256", "ABCD EFGH".encode(),
-                                 bytes(range(16)) + b"2026-R1\x00R1-000001", 1_000)
-    prk = hmac.new(b"\x00" * 32, master, "sha256").digest()            # HKDF-Extract, empty salt
+    params = lookup.LookupParams("2026-R1", bytes(range(16)), bytes(range(16, 32)))
+    code = "abcd 2345-jkmn"          # 12 Crockford characters: 60 bits, class 60
+    assert receipt.iterations_for(code) == dict(receipt.CLASSES)[60]
+    name, key = lookup.derive(params, " r1-000001 ", code)
+    master = hashlib.pbkdf2_hmac("sha256", "ABCD2345JKMN".encode(),
+                                 bytes(range(16)) + b"2026-R1\x00R1-000001", dict(receipt.CLASSES)[60])
 
-    def expand(info: str) -> bytes:
-        return hmac.new(prk, info.encode() + b"\x01", "sha256").digest()
+    def hkdf(info: str) -> bytes:
+        prk = hmac.new(bytes(range(16, 32)), master, "sha256").digest()      # Extract, version salt
+        return hmac.new(prk, info.encode() + b"\x01", "sha256").digest()    # one Expand block
 
-    assert name == expand(lookup.NAME_INFO).hex() and key == expand(lookup.KEY_INFO)
+    assert name == hkdf(lookup.NAME_INFO).hex() and key == hkdf(lookup.KEY_INFO)
     sealed = lookup.seal(name, key, b"hello")
     assert lookup.unseal(name, key, sealed) == b"hello"
     assert lookup.unseal("0" * 64, key, sealed) is None                 # bound to its name
-    assert json.loads(io.BytesIO(sealed).read())["v"] == 1
+    assert json.loads(io.BytesIO(sealed).read())["v"] == 2
+    assert lookup.derive(params, "R1-000001", "12345678") is None       # weak: no file to look for
 
 
-def test_rows_without_id_or_code_and_duplicates(tmp_path):
-    """No id or no usable code → no file; a duplicated id → one file per distinct code."""
+def _run_folder(tmp_path: Path, ids, codes, reasons, status, titles=None) -> Path:
+    """A minimal run folder: outcomes, awards, requests and intake with sealed codes."""
     out = tmp_path / "out"
     (out / "intake").mkdir(parents=True)
-    ids = [None, "A-1", "A-2", "A-2", "A-3", "A-3", "A-4"]
-    codes = ["CODE0000", "CODE1111", "SAMECODE", "SAMECODE", "FIRST333", "OTHER333", None]
-    reasons = ["missing_application_id", "funded", "duplicate_application_id",
-               "duplicate_application_id", "duplicate_application_id", "duplicate_application_id",
-               "invalid_field"]
     n = len(ids)
-    status = ["ineligible", "awarded"] + ["ineligible"] * 5
+    awarded = [s == "awarded" for s in status]
     pl.DataFrame({
         "application_id": ids, "source_row": list(range(2, n + 2)), "company_name": [f"c{i}" for i in range(n)],
         "business_no": ["124-81-00998"] * n, "region": ["Seoul"] * n, "status": status,
-        "score": [None, 90.0, None, None, None, None, None], "rank": [None, 1] + [None] * 5,
-        "waitlist_rank": [None] * n, "award_fraction": [0.0, 1.0] + [0.0] * 5,
-        "cost_krw": [0, 1000] + [0] * 5, "awarded_krw": [0, 800] + [0] * 5, "copay_krw": [0, 200] + [0] * 5,
+        "score": [90.0 if a else None for a in awarded], "rank": [1 if a else None for a in awarded],
+        "waitlist_rank": [None] * n, "award_fraction": [1.0 if a else 0.0 for a in awarded],
+        "cost_krw": [1000 if a else 0 for a in awarded], "awarded_krw": [800 if a else 0 for a in awarded],
+        "copay_krw": [200 if a else 0 for a in awarded],
         "reason": reasons, "score_needed": [None] * n, "reason_detail": [f"detail {i}" for i in range(n)],
     }, schema_overrides={"rank": pl.Int64, "waitlist_rank": pl.Int64, "score": pl.Float64,
                          "score_needed": pl.Float64}).write_parquet(out / "outcomes.parquet")
-    pl.DataFrame({"application_id": ["A-1"], "gpu_type": ["H100"], "gpu_hours": [1], "krw": [1000]}) \
-        .write_parquet(out / "awards.parquet")
-    pl.DataFrame({"application_id": ids, "source_row": list(range(2, n + 2)), "receipt_code": codes,
-                  "project_title": [f"t{i}" for i in range(n)]}).write_parquet(out / "intake" / "applications.parquet")
+    winners = [a for a, w in zip(ids, awarded) if w]
+    pl.DataFrame({"application_id": winners, "gpu_type": ["H100"] * len(winners),
+                  "gpu_hours": [1] * len(winners), "krw": [1000] * len(winners)},
+                 schema_overrides={"application_id": pl.String}).write_parquet(out / "awards.parquet")
+    salt = receipt.round_salt("R-T", "0" * 64)
+    apps = pl.DataFrame({"application_id": ids, "source_row": list(range(2, n + 2)), "receipt_code": codes,
+                         "project_title": titles or [f"t{i}" for i in range(n)]},
+                        schema_overrides={"application_id": pl.String, "receipt_code": pl.String})
+    receipt.seal_codes(apps, "R-T", salt).write_parquet(out / "intake" / "applications.parquet")
+    (out / "intake" / "intake.json").write_text(json.dumps({"lookup_salt": salt.hex()}))
     pl.DataFrame({"application_id": ["A-1", "A-2"], "gpu_type": ["H100", "H100"], "gpu_hours": [1, 5]}) \
         .write_parquet(out / "intake" / "requests.parquet")
+    return out
 
+
+STRONG = {"A-1": "CODE-1111-AAAA", "A-2": "SAME-CODE-2222", "A-3a": "FIRS-T333-3333",
+          "A-3b": "OTHE-R333-3333", "a-5": "CASE-CODE-5555"}
+
+
+def test_rows_without_id_or_code_and_duplicates(tmp_path):
+    """No id, no usable or a weak code → no file; a duplicated id → one file per distinct code;
+    two applications whose id and code normalise alike → no file for either."""
+    ids = [None, "A-1", "A-2", "A-2", "A-3", "A-3", "A-4", "A-6", "a-5", "A-5"]
+    codes = ["CODE0000", STRONG["A-1"], STRONG["A-2"], STRONG["A-2"], STRONG["A-3a"], STRONG["A-3b"], None,
+             "12345678", STRONG["a-5"], STRONG["a-5"].lower()]
+    reasons = ["missing_application_id", "funded", "duplicate_application_id",
+               "duplicate_application_id", "duplicate_application_id", "duplicate_application_id",
+               "invalid_field", "funded", "funded", "not_optimal"]
+    status = ["ineligible", "awarded"] + ["ineligible"] * 5 + ["awarded", "awarded", "not_selected"]
+    out = _run_folder(tmp_path, ids, codes, reasons, status)
     target = tmp_path / "v"
     target.mkdir()
-    counts = lookup.write_lookup_files(out, target, "R-T", iterations=1_000)
-    assert counts == {"rows": n, "files": 4, "skipped_missing_id": 1, "skipped_missing_code": 1,
-                      "merged_duplicate_rows": 1, "plaintext_bytes": counts["plaintext_bytes"],
-                      "iterations": 1_000}
-    assert len(list((target / "r").iterdir())) == 4
-    assert lookup.lookup_result(target, "A-1", "code1111")["awarded_krw"] == 800
-    dup = lookup.lookup_result(target, "A-2", "SAMECODE")
+    counts = lookup.write_lookup_files(out, target, "R-T")
+    assert {k: counts[k] for k in ("rows", "files", "skipped_missing_id", "skipped_missing_code",
+                                   "skipped_weak_code", "skipped_ambiguous", "merged_duplicate_rows")} == \
+        {"rows": 10, "files": 4, "skipped_missing_id": 1, "skipped_missing_code": 1, "skipped_weak_code": 1,
+         "skipped_ambiguous": 2, "merged_duplicate_rows": 1}
+    assert len(list((target / "r").glob("*/*.json"))) == 4
+    assert lookup.lookup_result(target, "a-1", "code1111aaaa")["awarded_krw"] == 800
+    dup = lookup.lookup_result(target, "A-2", STRONG["A-2"])
     assert dup["reason"] == "duplicate_application_id" and dup["gpu_hours_requested"] == {}
     assert "more than one" in dup["explanation"]["en"]
-    assert lookup.lookup_result(target, "A-3", "FIRST333")["company_name"] == "c4"
-    assert lookup.lookup_result(target, "A-3", "OTHER333")["company_name"] == "c5"
+    assert lookup.lookup_result(target, "A-3", STRONG["A-3a"])["company_name"] == "c4"
+    assert lookup.lookup_result(target, "A-3", STRONG["A-3b"])["company_name"] == "c5"
     assert lookup.lookup_result(target, "A-4", "anything") is None
+    assert lookup.lookup_result(target, "A-6", "12345678") is None        # weak code: no public file
+    assert lookup.lookup_result(target, "A-5", STRONG["a-5"]) is None     # ambiguous: neither
+
+
+def test_absurdly_long_text_stays_within_the_cap(tmp_path):
+    huge = "가" * 200_000
+    capped = lookup.cap_record({"company_name": huge, "project_title": huge, "reason_detail": huge,
+                                "explanation": {"ko": "x" * 500, "en": "y" * 500}})
+    assert len(capped) <= lookup.PLAINTEXT_SIZE
+    record = json.loads(capped)
+    assert record["project_title"].endswith("…") and len(record["project_title"]) <= 120
+    out = _run_folder(tmp_path, ["A-1", "A-2"], [STRONG["A-1"], STRONG["A-2"]], ["funded", "not_optimal"],
+                      ["awarded", "not_selected"], titles=["x" * 200_000, "short"])
+    target = tmp_path / "v"
+    target.mkdir()
+    lookup.write_lookup_files(out, target, "R-T")
+    assert {p.stat().st_size for p in (target / "r").glob("*/*.json")} == {3993}   # no pad-to-largest
+    shown = lookup.lookup_result(target, "A-1", STRONG["A-1"])["project_title"]
+    assert shown == "x" * 119 + "…"
+
+
+def test_republish_derives_no_pbkdf2(tmp_path, monkeypatch):
+    """Masters come from intake: publishing (and republishing) never runs PBKDF2."""
+    out = _run_folder(tmp_path, ["A-1", "A-2"], [STRONG["A-1"], STRONG["A-2"]], ["funded", "not_optimal"],
+                      ["awarded", "not_selected"])
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("PBKDF2 while publishing")
+
+    monkeypatch.setattr(receipt, "master", forbidden)
+    monkeypatch.setattr(receipt.hashlib, "pbkdf2_hmac", forbidden)
+    names = []
+    for k in range(2):
+        target = tmp_path / f"v{k}"
+        target.mkdir()
+        lookup.write_lookup_files(out, target, "R-T", workers=1)
+        names.append({p.name for p in (target / "r").glob("*/*.json")})
+    assert len(names[0]) == len(names[1]) == 2 and not names[0] & names[1]     # fresh names per version
 
 
 def test_cli_lookup(version, codes, capsys, monkeypatch):

@@ -8,7 +8,6 @@ import polars as pl
 import pytest
 
 from allocation.errors import RoundError
-from allocation.publish import lookup
 from allocation.publish.manifest import verify
 from allocation.publish import version as version_module
 from allocation.publish.version import publish
@@ -20,12 +19,6 @@ def solved(solved_sample) -> Path:
     # (R1-000004), solved once per session (tests/conftest.py).
     return solved_sample
 
-
-@pytest.fixture(autouse=True)
-def fast_lookup_kdf(monkeypatch):
-    """These tests are about the award list and versions, not the lookup files' KDF strength
-    (tests/publish/test_lookup.py and tests/browser use the production minimum)."""
-    monkeypatch.setattr(lookup, "DEFAULT_ITERATIONS", 1_000)
 
 
 def test_public_list_has_awardees_only_and_masks(solved, tmp_path):

@@ -26,18 +26,12 @@ def solved(solved_sample) -> Path:
     return solved_sample
 
 
-@pytest.fixture(autouse=True)
-def fast_lookup_kdf(monkeypatch):
-    """Not about KDF strength (see publish/test_lookup.py): keep publishing quick."""
-    monkeypatch.setattr(lookup, "DEFAULT_ITERATIONS", 1_000)
-
 
 CRASHER = """
 import os, sys
 from pathlib import Path
 from allocation.publish import lookup, report
 from allocation.publish.version import publish
-lookup.DEFAULT_ITERATIONS = 1_000
 where = sys.argv[3]
 def die(*args, **kwargs):
     os._exit(9)                      # like kill -9: no finally, no cleanup
@@ -65,18 +59,19 @@ def test_killed_publisher_leaves_no_visible_version(solved, tmp_path, where):
 
 
 def test_crash_while_writing_lookup_files_leaves_nothing(solved, tmp_path, monkeypatch):
-    real = Path.write_bytes
-    written = []
+    real = lookup.seal
+    sealed = []
 
-    def flaky(self, data):
-        if self.parent.name == "r" and len(written) >= 20:
+    def flaky(name, key, plaintext):
+        if len(sealed) >= 20:
             raise OSError("disk full")
-        written.append(self)
-        return real(self, data)
+        sealed.append(name)
+        return real(name, key, plaintext)
 
-    monkeypatch.setattr(Path, "write_bytes", flaky)
+    monkeypatch.setattr(lookup, "seal", flaky)     # the sample is sealed in this process
     with pytest.raises(OSError, match="disk full"):
         publish(solved, tmp_path / "pub")
+    assert len(sealed) == 20
     assert [p.name for p in (tmp_path / "pub" / "2026-R1").iterdir()] == ["signing_key.pub"]
 
 
@@ -105,14 +100,15 @@ def test_award_files_and_report_are_byte_stable(solved, tmp_path):
     for name in ("awards_public.csv", "awards_public.xlsx", "awards_public.parquet",
                  "awards_public.html", "report.html", "index.html"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    # the lookup salt is fresh per version (see allocation/lookup.py)
-    assert json.loads((a / "lookup.json").read_text())["salt"] != json.loads((b / "lookup.json").read_text())["salt"]
+    # the version salt is fresh per version, the round salt (masters from intake) is the round's
+    la, lb = json.loads((a / "lookup.json").read_text()), json.loads((b / "lookup.json").read_text())
+    assert la["version_salt"] != lb["version_salt"] and la["round_salt"] == lb["round_salt"]
+    names = [{p.name for p in (v / "r").glob("*/*.json")} for v in (a, b)]
+    assert names[0] and not names[0] & names[1]                         # files of two versions unlinkable
     manifest = json.loads((a / "manifest.json").read_text())
     assert "business_nos" not in json.dumps(manifest["solver_report"])
     assert manifest["solver_report"]["summary"]["funded"] > 0
     assert manifest["input_sha256"] == json.loads((solved / "solution.json").read_text())["input_sha256"]
-    with pytest.raises(ValueError):
-        publish(solved, tmp_path / "c", lookup_iterations=10)
 
 
 def test_round_report_is_offline_and_aggregate(solved):
