@@ -39,7 +39,7 @@ SCOPE: dict[str, list[str]] = {
     # the lookup derivation only (what publishing and the page compute a file name and key with);
     # what the records say (explain, outcome_records) is out of scope here
     "allocation/publish/lookup.py": [LOOKUP + p for p in (
-        "x_normalise_id__*", "x_normalise_code__*", "x__b64__*", "xǁLookupParamsǁ*", "x__hkdf__*",
+        "x__b64__*", "xǁLookupParamsǁ*", "x__hkdf__*", "x_file_keys__*", "x_master_of__*",
         "x_derive__*", "x_seal__*", "x_unseal__*")],
 }
 

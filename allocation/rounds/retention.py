@@ -106,12 +106,15 @@ def purge(plan: PurgePlan, publish_root: Path, *, actor: dict | None = None) -> 
     with round_lock(publish_root, plan.round_id):
         for folder in plan.run_folders:
             shutil.rmtree(folder)
-        for found in plan.lookup_files.values():
+        for v, found in plan.lookup_files.items():
             for path in found:
                 path.unlink(missing_ok=True)
-            for folder in sorted({p.parent for p in found}, key=lambda p: -len(p.parts)):
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
+            lookup_dir = files.inside(publish_root, plan.round_id, files.version_name(v), files.LOOKUP_DIR)
+            if lookup_dir.is_dir():   # the emptied shard folders, deepest first, then r/ itself
+                for folder in sorted((p for p in lookup_dir.rglob("*") if p.is_dir()),
+                                     key=lambda p: -len(p.parts)) + [lookup_dir]:
+                    if not any(folder.iterdir()):
+                        folder.rmdir()
         who = actor or audit.cli_actor()
         entry = {"kind": audit.PURGE, "round_id": plan.round_id, "before": summary["before"],
                  "purged_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -32,7 +32,6 @@ def _age(folder: Path) -> None:
 def published(tmp_path, monkeypatch):
     """A round with two run folders (an old rehearsal and the one published as v1), a run folder
     of another round, and v1 in the publish root."""
-    monkeypatch.setattr(lookup, "DEFAULT_ITERATIONS", 1_000)
     round_dir = generate_round(tmp_path / "round", 12, seed=2)
     other = generate_round(tmp_path / "other", 12, seed=3)
     (other / "round.toml").write_text((other / "round.toml").read_text().replace('id = "2026-R1"', 'id = "2026-R9"'))
