@@ -18,7 +18,7 @@ from allocation import files, schema
 from allocation.config import RoundConfig
 from allocation.errors import RoundError
 from allocation.intake.tables import (APP_ID, check_cells, duplicate_issues, issues_frame,
-                                      raise_issues, read_table)
+                                      optional_table_path, raise_issues, read_table)
 
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
@@ -114,12 +114,7 @@ def read_appeals(round_dir: Path, name: str, known_ids: set[str]) -> tuple[pl.Da
 
 
 def replacement_file(round_dir: Path) -> Path | None:
-    found = [Path(round_dir) / f"{files.REPLACEMENT_REVIEWS}{ext}" for ext in schema.TABLE_EXTENSIONS
-             if (Path(round_dir) / f"{files.REPLACEMENT_REVIEWS}{ext}").is_file()]
-    if len(found) > 1:
-        raise RoundError(f"{round_dir}: {' and '.join(p.name for p in found)}: keep exactly one "
-                         f"replacement reviews file")
-    return found[0] if found else None
+    return optional_table_path(round_dir, files.REPLACEMENT_REVIEWS)
 
 
 def read_replacement_reviews(path: Path, upheld: set[str], config: RoundConfig

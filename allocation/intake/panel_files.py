@@ -28,20 +28,16 @@ from allocation import files, schema, text
 from allocation.errors import RoundError
 from allocation.identifiers import business_no_is_valid_expr
 from allocation.intake.tables import (APP_ID, SOURCE_ROW, check_cells, duplicate_issues,
-                                      issues_frame, raise_issues, read_table)
+                                      issues_frame, optional_table_path, raise_issues,
+                                      read_table)
 
 REVIEWER_ID = "reviewer_id"
 _EMPTY_LIST = pl.List(pl.String)
 
 
 def panel_path(round_dir: Path, spec: schema.TableSpec) -> Path | None:
-    """The optional table's file in the round folder (None when absent)."""
-    found = [Path(round_dir) / f"{spec.stem}{ext}" for ext in schema.TABLE_EXTENSIONS
-             if (Path(round_dir) / f"{spec.stem}{ext}").is_file()]
-    if len(found) > 1:
-        raise RoundError(f"{round_dir}: the {spec.stem} table is there more than once: "
-                         f"{' and '.join(p.name for p in found)}; keep exactly one.")
-    return found[0] if found else None
+    """The optional panel table's file in the round folder (None when absent)."""
+    return optional_table_path(round_dir, spec.stem)
 
 
 def has_review_rules(round_dir: Path) -> bool:

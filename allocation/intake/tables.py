@@ -318,3 +318,14 @@ def raise_issues(file: str, issues: pl.DataFrame, what: str) -> None:
              for r in issues.unique().sort("row", "column", "code", nulls_last=False).iter_rows(named=True)]
     raise RoundError(f"{file}: {len(lines)} problem(s); {what} cannot run until they are fixed "
                      f"(rows as in Excel, header = row 1):\n" + "\n".join(lines))
+
+
+def optional_table_path(round_dir: Path, stem: str) -> Path | None:
+    """An optional table's file in the round folder (<stem>.csv/.xlsx/.parquet), None when absent;
+    RoundError when it is there more than once."""
+    found = [Path(round_dir) / f"{stem}{ext}" for ext in schema.TABLE_EXTENSIONS
+             if (Path(round_dir) / f"{stem}{ext}").is_file()]
+    if len(found) > 1:
+        raise RoundError(f"{round_dir}: the {stem} table is there more than once: "
+                         f"{' and '.join(p.name for p in found)}; keep exactly one.")
+    return found[0] if found else None

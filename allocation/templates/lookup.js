@@ -120,30 +120,26 @@
     const out = $("result");
     out.replaceChildren();
     out.hidden = false;
-    if (rec === "weak") {
+    const notice = (outcome, ko, en) => {   // a result that is not an applicant's record
       out.className = "result notfound";
-      out.dataset.outcome = "weak";
+      out.dataset.outcome = outcome;
       const p = document.createElement("p");
-      const ko = document.createElement("strong");
-      ko.textContent = "이 확인 코드는 온라인 조회에 쓰기에는 너무 짧거나 단순합니다. 사업 담당자에게 문의하세요.";
-      const en = document.createElement("span");
-      en.className = "en";
-      en.textContent = "This receipt code is too short or simple for an online lookup. Please contact the programme office.";
-      p.append(ko, document.createElement("br"), en);
+      const strong = document.createElement("strong");
+      strong.textContent = ko;
+      const span = document.createElement("span");
+      span.className = "en";
+      span.textContent = en;
+      p.append(strong, document.createElement("br"), span);
       out.append(p);
+    };
+    if (rec === "weak") {
+      notice("weak", "이 확인 코드는 온라인 조회에 쓰기에는 너무 짧거나 단순합니다. 사업 담당자에게 문의하세요.",
+             "This receipt code is too short or simple for an online lookup. Please contact the programme office.");
       return;
     }
     if (!rec) {
-      out.className = "result notfound";
-      out.dataset.outcome = "notfound";
-      const p = document.createElement("p");
-      const ko = document.createElement("strong");
-      ko.textContent = "조회 결과가 없습니다. 접수번호와 확인 코드를 다시 확인하세요.";
-      const en = document.createElement("span");
-      en.className = "en";
-      en.textContent = "Not found, or wrong receipt code. Please check the application ID and the code.";
-      p.append(ko, document.createElement("br"), en);
-      out.append(p);
+      notice("notfound", "조회 결과가 없습니다. 접수번호와 확인 코드를 다시 확인하세요.",
+             "Not found, or wrong receipt code. Please check the application ID and the code.");
       return;
     }
     out.className = "result " + rec.status;
