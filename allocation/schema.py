@@ -36,6 +36,7 @@ INT = "int"          # integer (bounds per column)
 NUMBER = "number"    # float
 DATE = "date"        # ISO date YYYY-MM-DD (Excel datetimes at midnight accepted)
 ENUM = "enum"        # one of a fixed set
+MONTH = "month"      # calendar month YYYY-MM
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,30 @@ CAPACITY = TableSpec(
 )
 TABLES: tuple[TableSpec, ...] = (APPLICATIONS, REQUESTS, REVIEWS, CAPACITY)
 
+# GPU capacity by month (issue 18), read by allocation.intake.months. Optional: a round without
+# these columns behaves exactly as before. capacity may carry `month` (YYYY-MM) on every row:
+# the hours on offer per GPU type and month (one row per type and month, consecutive months,
+# the same price in every month of a type). applications may then carry `duration_months`
+# (default 1) and `earliest_start` / `latest_start` (YYYY-MM; default: the first month, and the
+# last month in which the project still ends within the capacity months). The month columns
+# are on applications, not requests: a project runs once, and all its GPU types run over the
+# same months. An award of h hours of a type over d months gets floor(h / d) hours in each of
+# its first d - 1 months and the remainder h - (d - 1) * floor(h / d) in its last month.
+CAPACITY_MONTH = "month"
+CAPACITY_MONTHLY = TableSpec(
+    stem="capacity",
+    columns=(*CAPACITY.columns, ColumnSpec(CAPACITY_MONTH, MONTH)),
+    key=("gpu_type", CAPACITY_MONTH),
+)
+DURATION_MONTHS, EARLIEST_START, LATEST_START = "duration_months", "earliest_start", "latest_start"
+APPLICATION_MONTHS = TableSpec(     # optional columns of applications; empty cells take defaults
+    stem="applications",
+    columns=(ColumnSpec(DURATION_MONTHS, INT, min_value=1, max_value=120),
+             ColumnSpec(EARLIEST_START, MONTH), ColumnSpec(LATEST_START, MONTH)),
+    key=("application_id",),
+)
+START_MONTH = "start_month"        # outcomes (month rounds only): the first month of the award
+
 # Officers' files after publication (allocation.intake.officer_files). Optional columns of
 # appeals: note, make_eligible (true/false, yes/no, 1/0).
 ACCEPTED, DECLINED = "accepted", "declined"
@@ -163,7 +188,7 @@ CONFIG_FILE = "round.toml"
 # Typed dtypes after intake (columns that failed to parse are null).
 POLARS_TYPES: dict[str, pl.DataType] = {
     ID: pl.String(), TEXT: pl.String(), ENUM: pl.String(),
-    INT: pl.Int64(), NUMBER: pl.Float64(), DATE: pl.Date(),
+    INT: pl.Int64(), NUMBER: pl.Float64(), DATE: pl.Date(), MONTH: pl.String(),
 }
 
 # Columns intake adds to every table: the row as the officer sees it in the file

@@ -23,6 +23,7 @@ from allocation.config import RoundConfig, load_config
 from allocation.errors import RoundError
 from allocation.intake.panel_files import apply_exclusions, exclude_reviews, write_reassign_list
 from allocation.intake import receipt
+from allocation.intake.months import capacity_months, check_application_months, monthly_capacity_issues
 from allocation.intake.tables import (ADDED, APP_ID, ISSUES_SCHEMA, SOURCE_ROW, TMP, check_cells,
                                       duplicate_issues, issues_frame, read_table,
                                       rows_without_issues, cell_text, table_path)
@@ -52,16 +53,20 @@ def _validate_capacity(frame: pl.DataFrame, file: str, today: date) -> pl.DataFr
     if frame.is_empty():
         raise RoundError(f"{file}: no data rows; the round needs at least one GPU type "
                          f"with gpu_hours and krw_per_gpu_hour.")
-    typed, issues = check_cells(frame, schema.CAPACITY, file, today, pl.lit(None))
-    issues = pl.concat([issues, duplicate_issues(frame, schema.CAPACITY, file,
-                                                  "duplicate_row", "gpu_type", pl.lit(None))])
+    if schema.CAPACITY_MONTH in frame.columns:   # GPU capacity by month (intake.months)
+        typed, issues = monthly_capacity_issues(frame, file, today)
+    else:
+        typed, issues = check_cells(frame, schema.CAPACITY, file, today, pl.lit(None))
+        issues = pl.concat([issues, duplicate_issues(frame, schema.CAPACITY, file,
+                                                      "duplicate_row", "gpu_type", pl.lit(None))])
     if not issues.is_empty():
         lines = [f"  - {file} row {r['row']} [{r['column']}]: {r['message']} ({r['code']})"
                  for r in issues.sort("row", "column", "code").iter_rows(named=True)]
         raise RoundError(f"{file}: {len(lines)} problem(s) in the GPU capacity table; capacity "
                          f"is round policy, so the round cannot run until it is fixed:\n"
                          + "\n".join(lines))
-    return typed.drop(SOURCE_ROW).sort("gpu_type")
+    return typed.drop(SOURCE_ROW).sort("gpu_type", *([schema.CAPACITY_MONTH]
+                                                      if schema.CAPACITY_MONTH in typed.columns else []))
 
 
 def _app_index(apps: pl.DataFrame) -> pl.DataFrame:
@@ -195,6 +200,8 @@ def read_round(round_dir: Path | str, config: RoundConfig | None = None) -> Vali
                                     today, pl.col(APP_ID))
     duplicate_ids = duplicate_issues(raw["applications"], schema.APPLICATIONS, apps_file,
                                       "duplicate_id", APP_ID, pl.col(APP_ID))
+    apps, month_issues = check_application_months(apps, apps_file, file_names["capacity"],
+                                                  capacity_months(capacity))
     app_index = _app_index(apps)
     requests, request_issues = _validate_links(
         raw["requests"], schema.REQUESTS, file_names["requests"], today, app_index, apps_file,
@@ -208,6 +215,7 @@ def read_round(round_dir: Path | str, config: RoundConfig | None = None) -> Vali
     hashes.update(panel_hashes)
     issues = (pl.concat([
         app_issues, duplicate_ids, request_issues, review_issues,
+        *([month_issues] if month_issues.height else []),
         _no_request_issues(apps, app_index, requests, apps_file, file_names["requests"]),
         _missing_review_issues(apps, app_index, reviews, config, apps_file, file_names["reviews"]),
     ]).sort("file", "row", "column", "code", "message", nulls_last=False))

@@ -176,6 +176,11 @@ def _parse_date(raw: pl.Expr) -> pl.Expr:
     return day.str.to_date("%Y-%m-%d", strict=False)
 
 
+def _parse_month(raw: pl.Expr) -> pl.Expr:
+    """YYYY-MM (months 01-12); Excel turns '2026-05' into the date 2026-05-01, also accepted."""
+    return raw.str.extract(r"^(\d{4}-(?:0[1-9]|1[0-2]))(?:-01(?:[ T]00:00(?::00(?:\.0+)?)?)?)?$", 1)
+
+
 def _column_rules(col: schema.ColumnSpec, typed: str, today: date) -> tuple[pl.Expr, list[_Rule]]:
     """The typed value of a non-empty cell and the rules it must pass, in order."""
     raw, value, shown = pl.col(col.name), pl.col(typed), cell_text(col.name)
@@ -212,6 +217,10 @@ def _column_rules(col: schema.ColumnSpec, typed: str, today: date) -> tuple[pl.E
         if col.name == "founded_on":
             rules.append(_Rule("out_of_range", value > today, pl.format(
                 "{} is in the future (today is {})", shown, pl.lit(today.isoformat()))))
+    elif col.kind == schema.MONTH:
+        parsed = _parse_month(raw)
+        rules.append(_Rule("bad_month", value.is_null(), pl.format(
+            "{} is not a month in the form YYYY-MM", shown)))
     elif col.kind in (schema.INT, schema.NUMBER):
         integer = col.kind == schema.INT
         parsed = _parse_int(raw) if integer else _parse_number(raw)

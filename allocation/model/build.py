@@ -3,6 +3,12 @@
 Items are the selectable applications (eligible, score >= min_score) sorted by id; options
 are the award levels. Rows: GPU-hours per type and the budget (knapsack), one company cap,
 one cover row per quota. Objective coefficient: score in centipoints * awarded_krw.
+
+GPU capacity by month (capacity with a month column, allocation.intake.months): an option is an
+award level and a start month, option o = level * M + start (M months), allowed when the start
+is in the application's window; the GPU rows are one per (type, month), "gpu:H100@2026-05",
+each award's hours spread over its months by money.hours_in_month. Budget, company cap and
+quotas are unchanged. Without months the options are the levels, exactly as before.
 """
 
 from __future__ import annotations
@@ -14,14 +20,15 @@ import polars as pl
 
 from allocation import schema
 from allocation.config import RoundConfig
-from allocation.model.money import money_for_level
+from allocation.intake.months import capacity_months, start_windows
+from allocation.model.money import hours_in_month, money_for_level
 from allocation.model.problem import AllocationProblem
 
 BUDGET_ROW = "budget"
 
 
-def gpu_row(gpu_type: str) -> str:
-    return f"gpu:{gpu_type}"
+def gpu_row(gpu_type: str, month: str | None = None) -> str:
+    return f"gpu:{gpu_type}" if month is None else f"gpu:{gpu_type}@{month}"
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,30 @@ class ModelData:
     levels: tuple[float, ...]      # (L,)
     quota_groups: dict[str, np.ndarray]  # quota name -> (n,) bool membership
     business_nos: np.ndarray       # (n,) str, normalised digits
+    # GPU capacity by month; single-period rounds: months (), option_level = arange(L),
+    # option_start zeros, durations ones
+    months: tuple[str, ...] = ()
+    option_level: np.ndarray | None = None   # (O,) level index of each option
+    option_start: np.ndarray | None = None   # (O,) start month index of each option
+    durations: np.ndarray | None = None      # (n,) months each item's project runs
+
+    def level_of(self, choice: np.ndarray) -> np.ndarray:
+        """Level index of each item's option (-1 stays -1)."""
+        return np.where(choice >= 0, self.option_level[np.maximum(choice, 0)], -1)
+
+    def start_of(self, choice: np.ndarray) -> np.ndarray:
+        """Start month index of each item's option (-1 when not funded)."""
+        return np.where(choice >= 0, self.option_start[np.maximum(choice, 0)], -1)
+
+    def month_hours(self, choice: np.ndarray) -> np.ndarray:
+        """(n, T, M) hours of each item's award in each capacity month (single period: M = 1)."""
+        n, n_types = self.requested_hours.shape
+        funded = choice >= 0
+        total = np.where(funded[:, None], self.hours[np.arange(n), np.maximum(choice, 0)], 0)
+        if not self.months:
+            return total[:, :, None]
+        k = np.arange(len(self.months))[None, None, :] - self.start_of(choice)[:, None, None]
+        return hours_in_month(total[:, :, None], self.durations[:, None, None], k).astype(np.int64)
 
 
 def selectable(applications: pl.DataFrame, scores: pl.DataFrame, config: RoundConfig) -> pl.DataFrame:
@@ -56,9 +87,12 @@ def selectable(applications: pl.DataFrame, scores: pl.DataFrame, config: RoundCo
 def build_model(applications: pl.DataFrame, requests: pl.DataFrame, capacity: pl.DataFrame,
                 scores: pl.DataFrame, config: RoundConfig) -> ModelData:
     items = selectable(applications, scores, config)
-    gpu_types = tuple(capacity.sort("gpu_type")["gpu_type"].to_list())
-    prices = capacity.sort("gpu_type")["krw_per_gpu_hour"].to_numpy().astype(np.int64)
-    cap_hours = capacity.sort("gpu_type")["gpu_hours"].to_numpy().astype(np.int64)
+    monthly = schema.CAPACITY_MONTH in capacity.columns
+    # by month: one row per type and month, one price per type (intake.months)
+    per_type = capacity.unique("gpu_type", keep="first", maintain_order=True) if monthly else capacity
+    gpu_types = tuple(per_type.sort("gpu_type")["gpu_type"].to_list())
+    prices = per_type.sort("gpu_type")["krw_per_gpu_hour"].to_numpy().astype(np.int64)
+    cap_hours = per_type.sort("gpu_type")["gpu_hours"].to_numpy().astype(np.int64)
 
     ids = items["application_id"].to_numpy().astype(str)
     n, n_types = len(ids), len(gpu_types)
@@ -98,6 +132,9 @@ def build_model(applications: pl.DataFrame, requests: pl.DataFrame, capacity: pl
         share = quota.min_share_fraction
         cover[q] = (share.denominator * member[:, None] - share.numerator) * awarded
 
+    if monthly:
+        return _monthly_model(items, capacity, config, ids, gpu_types, prices, requested, hours, cost,
+                              copay, awarded, centipoints, cover, groups, business)
     problem = AllocationProblem(
         value=np.where(allowed, centipoints[:, None] * awarded, 0),
         allowed=allowed, weight=weight, capacity=capacity_arr, row_names=row_names,
@@ -108,5 +145,51 @@ def build_model(applications: pl.DataFrame, requests: pl.DataFrame, capacity: pl
         problem=problem, application_ids=ids, scores=scores_arr, gpu_types=gpu_types,
         prices=prices, requested_hours=requested, hours=hours, cost=cost, copay=copay,
         awarded=awarded, levels=tuple(float(x) for x in config.award.levels),
-        quota_groups=groups, business_nos=business,
+        quota_groups=groups, business_nos=business, option_level=np.arange(n_levels),
+        option_start=np.zeros(n_levels, np.int64), durations=np.ones(n, np.int64),
+    )
+
+
+def _monthly_model(items: pl.DataFrame, capacity: pl.DataFrame, config: RoundConfig, ids: np.ndarray,
+                   gpu_types: tuple[str, ...], prices: np.ndarray, requested: np.ndarray,
+                   hours: np.ndarray, cost: np.ndarray, copay: np.ndarray, awarded: np.ndarray,
+                   centipoints: np.ndarray, cover: np.ndarray, groups: dict[str, np.ndarray],
+                   business: np.ndarray) -> ModelData:
+    """Options = level x start month (o = level * M + start); GPU rows per (type, month)."""
+    months = capacity_months(capacity)
+    n, n_levels, n_types = hours.shape
+    M = len(months)
+    table = capacity.sort("gpu_type", schema.CAPACITY_MONTH)
+    cap_hours = table["gpu_hours"].to_numpy().astype(np.int64).reshape(n_types, M)
+    duration, earliest, latest = start_windows(items, months)
+    option_level = np.repeat(np.arange(n_levels), M)
+    option_start = np.tile(np.arange(M), n_levels)
+    spread = lambda a: np.repeat(a, M, axis=1)   # noqa: E731  (n, L, ...) -> (n, L*M, ...)
+    cost_o, copay_o, awarded_o, hours_o = spread(cost), spread(copay), spread(awarded), spread(hours)
+    # weight[t*M + m, i, l*M + s] = hours of level l in month m for a start in s
+    weight = np.zeros((n_types * M + 1, n, n_levels * M), np.int64)
+    for start in range(M):
+        for month in range(start, M):
+            part = hours_in_month(hours, duration[:, None, None], month - start)   # (n, L, T)
+            for t in range(n_types):
+                weight[t * M + month, :, start::M] = part[:, :, t]
+    weight[-1] = awarded_o
+    capacity_arr = np.concatenate([cap_hours.reshape(-1), [config.round.budget_krw]]).astype(np.int64)
+    row_names = tuple(gpu_row(t, m) for t in gpu_types for m in months) + (BUDGET_ROW,)
+    cap = config.award.max_krw_per_company
+    in_window = (option_start[None, :] >= earliest[:, None]) & (option_start[None, :] <= latest[:, None])
+    allowed = ((awarded_o > 0) & (awarded_o <= cap) & (awarded_o <= config.round.budget_krw) & in_window
+               & (weight[:-1] <= capacity_arr[:-1, None, None]).all(axis=0))
+    problem = AllocationProblem(
+        value=np.where(allowed, centipoints[:, None] * awarded_o, 0),
+        allowed=allowed, weight=weight, capacity=capacity_arr, row_names=row_names,
+        company=np.unique(business, return_inverse=True)[1].astype(np.int64), company_weight=awarded_o,
+        company_cap=cap, cover=np.repeat(cover, M, axis=2), cover_names=tuple(q.name for q in config.quotas),
+    )
+    return ModelData(
+        problem=problem, application_ids=ids, scores=items["score"].to_numpy().astype(float),
+        gpu_types=gpu_types, prices=prices, requested_hours=requested, hours=hours_o, cost=cost_o,
+        copay=copay_o, awarded=awarded_o, levels=tuple(float(x) for x in config.award.levels),
+        quota_groups=groups, business_nos=business, months=months, option_level=option_level,
+        option_start=option_start, durations=duration,
     )

@@ -6,6 +6,9 @@ For an application granted fraction f = p/q of its request (the same f for every
     copay_krw   = round_half_up(cost_krw * copay_share)      (the SME's share)
     awarded_krw = cost_krw - copay_krw                        (the budget's share)
 Shares held back (the lifecycle reserve) are floor(value * (1 - reserve_share)).
+GPU capacity by month: an award of h hours of a type over d months gets floor(h / d) hours in
+each of its first d - 1 months and h - (d - 1) * floor(h / d) in its last (hours_in_month);
+the cost is the same as for the hours in one piece.
 Fractions are exact rationals (``fractions.Fraction`` of the decimal text in round.toml).
 """
 
@@ -30,6 +33,14 @@ def floor_share(value, fraction: Fraction):
 def hours_at_level(requested_hours, level: Fraction):
     """Granted GPU-hours at an award level: floor(level * requested), per GPU type."""
     return floor_share(requested_hours, level)
+
+
+def hours_in_month(hours, duration, k):
+    """Hours of an award in month k (0-based) of its duration: floor(hours / duration) in each
+    month but the last, the remainder in the last; 0 outside the duration (ints or arrays)."""
+    base = hours // duration
+    last = hours - (duration - 1) * base
+    return np.where((k < 0) | (k >= duration), 0, np.where(k == duration - 1, last, base))
 
 
 def copay_and_awarded(cost, copay_share: Fraction):
