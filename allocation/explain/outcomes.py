@@ -22,6 +22,10 @@ def _blocker_sentence(code: str, quotas: list[str], business_no: str, config: Ro
     if code == "budget_exhausted":
         return ("nobody was funded: the programme budget is too small for this application"
                 if nobody_funded else "the programme budget is used up")
+    if code.startswith("capacity_") and "@" in code:   # by month: capacity_H100@2026-05_exhausted
+        gpu, month = code.removeprefix("capacity_").removesuffix("_exhausted").split("@", 1)
+        return (f"nobody was funded: the {gpu} GPU-hours on offer in {month} are too few for this "
+                f"application" if nobody_funded else f"{gpu} in {month} is full")
     if code.startswith("capacity_"):
         gpu = code.removeprefix('capacity_').removesuffix('_exhausted')
         return (f"nobody was funded: the {gpu} GPU-hours on offer are too few for this application"
@@ -49,7 +53,7 @@ def item_outcomes(model: ModelData, choice: np.ndarray, explanation: ItemExplana
     opt = np.maximum(choice, 0)
     top = explanation.next_option < 0
     pick = lambda a: np.where(funded, a[items, opt], 0).astype(np.int64)  # noqa: E731
-    fraction = np.where(funded, np.array(model.levels + (0.0,))[np.where(funded, choice, -1)], 0.0)
+    fraction = np.where(funded, np.array(model.levels + (0.0,))[model.level_of(choice)], 0.0)
 
     # Waitlist: best applications that could still get more (not fully funded, next step not
     # forbidden on its own), by score, then id.
@@ -119,8 +123,12 @@ def item_outcomes(model: ModelData, choice: np.ndarray, explanation: ItemExplana
     statuses = statuses.astype(str).tolist() if n else []
     reasons = reasons.astype(str).tolist() if n else []
     details = details.tolist()
+    starts = np.array(model.months, dtype=object)[model.start_of(choice)] if model.months else None
+    months = ({schema.START_MONTH: [m if f else None for m, f in zip(starts.tolist(), funded.tolist())]}
+              if model.months else {})
     return pl.DataFrame({
         "application_id": model.application_ids.astype(str),
+        **{k: pl.Series(v, dtype=pl.String) for k, v in months.items()},
         "status": statuses,
         "award_fraction": fraction.astype(float),
         "cost_krw": pick(model.cost),
@@ -169,11 +177,17 @@ def build_outcomes(applications: pl.DataFrame, scores: pl.DataFrame, items: pl.D
         )
         .sort(schema.SOURCE_ROW)
     )
+    if schema.START_MONTH in items.columns:   # GPU capacity by month: the award's first month
+        return merged.select([*schema.OUTCOMES_SCHEMA, schema.START_MONTH]).cast(
+            schema.OUTCOMES_SCHEMA | {schema.START_MONTH: pl.String()})
     return merged.select(list(schema.OUTCOMES_SCHEMA)).cast(schema.OUTCOMES_SCHEMA)
 
 
 def build_awards(model: ModelData, choice: np.ndarray) -> pl.DataFrame:
-    """One line per awarded application and GPU type: hours and their full cost."""
+    """One line per awarded application and GPU type: hours and their full cost (by month:
+    per application, GPU type and month, schema.AWARDS_SCHEMA plus `month` after gpu_type)."""
+    if model.months:
+        return _monthly_awards(model, choice)
     funded = np.nonzero(choice >= 0)[0]
     hours = model.hours[funded, choice[funded]]                  # (k, T)
     rows, types = np.nonzero(hours > 0)
@@ -183,3 +197,18 @@ def build_awards(model: ModelData, choice: np.ndarray) -> pl.DataFrame:
         "gpu_hours": hours[rows, types].astype(np.int64),
         "krw": (hours[rows, types] * model.prices[types]).astype(np.int64),
     }, schema=schema.AWARDS_SCHEMA).sort("application_id", "gpu_type")
+
+
+def _monthly_awards(model: ModelData, choice: np.ndarray) -> pl.DataFrame:
+    per_month = model.month_hours(choice)                         # (n, T, M)
+    rows, types, months = np.nonzero(per_month > 0)
+    hours = per_month[rows, types, months]
+    columns = {"application_id": pl.String(), "gpu_type": pl.String(), "month": pl.String(),
+               "gpu_hours": pl.Int64(), "krw": pl.Int64()}
+    return pl.DataFrame({
+        "application_id": model.application_ids[rows].astype(str),
+        "gpu_type": np.array(model.gpu_types, dtype=str)[types] if len(types) else np.array([], str),
+        "month": np.array(model.months, dtype=str)[months] if len(months) else np.array([], str),
+        "gpu_hours": hours.astype(np.int64),
+        "krw": (hours * model.prices[types]).astype(np.int64),
+    }, schema=columns).sort("application_id", "gpu_type", "month")

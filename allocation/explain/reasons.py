@@ -45,9 +45,51 @@ class ItemExplanation:
 
 
 def _row_reason(row_name: str) -> str:
+    """budget_exhausted, capacity_<GPU>_exhausted, or by month capacity_<GPU>@<YYYY-MM>_exhausted."""
     if row_name == BUDGET_ROW:
         return "budget_exhausted"
     return schema.capacity_reason(row_name.removeprefix("gpu:"))
+
+
+def _first_above(mask: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Per item: the first level index above `level` where mask (n, L) holds, -1 if none."""
+    above = mask & (np.arange(mask.shape[1])[None, :] > level[:, None])
+    return np.where(above.any(axis=1), above.argmax(axis=1), -1)
+
+
+def month_next_step(model: ModelData, choice: np.ndarray, knapsack_use: np.ndarray) -> np.ndarray:
+    """By month: the option an explanation is about. Its level is the next level with an
+    allowed start (else the next level with money, forbidden on its own); its start is the
+    one whose months break the fewest GPU rows with all other awards kept (budget, company cap
+    and quotas do not depend on the start), ties to the current start, then the earliest."""
+    problem = model.problem
+    n, M = problem.n_items, len(model.months)
+    L = problem.n_options // M
+    level, start = model.level_of(choice), model.start_of(choice)
+    allowed = problem.allowed.reshape(n, L, M)
+    money = (problem.company_weight.reshape(n, L, M) > 0).any(axis=2)
+    target = _first_above(allowed.any(axis=2), level)
+    target = np.where(target >= 0, target, _first_above(money, level))
+    items, cur = np.arange(n), np.maximum(choice, 0)
+    funded = choice >= 0
+    gpu_rows = slice(0, len(problem.row_names) - 1)
+    old = np.where(funded, problem.weight[gpu_rows, items, cur], 0)            # (R-1, n)
+    step = np.maximum(target, 0)
+    some_allowed = allowed[items, step].any(axis=1)
+    best, best_broken = np.zeros(n, np.int64), np.full(n, np.iinfo(np.int64).max)
+    for s in range(M):
+        option = step * M + s
+        new = problem.weight[gpu_rows, items, option]
+        if_alone = new > problem.capacity[gpu_rows, None]
+        with_others = knapsack_use[gpu_rows, None] + new - old > problem.capacity[gpu_rows, None]
+        broken = np.where(some_allowed, with_others, if_alone).sum(axis=0)
+        # only allowed starts are candidates; when no start of the level is allowed, every
+        # start in the application's window is (the level breaks a limit on its own)
+        in_window = np.where(some_allowed, allowed[items, step, s], model.start_window[:, s])
+        score = np.where(in_window, broken * 2 + (s != start), np.iinfo(np.int64).max)
+        better = score < best_broken
+        best, best_broken = np.where(better, s, best), np.where(better, score, best_broken)
+    return np.where(target >= 0, step * M + best, -1).astype(np.int64)
 
 
 def next_allowed_option(problem: AllocationProblem, choice: np.ndarray) -> np.ndarray:
@@ -83,7 +125,7 @@ def explain_items(model: ModelData, choice: np.ndarray,
     problem = model.problem
     n = problem.n_items
     use = problem.usage(choice)
-    nxt = next_step(problem, choice)
+    nxt = month_next_step(model, choice, use["knapsack"]) if model.months else next_step(problem, choice)
     has_next = nxt >= 0
     items = np.arange(n)
     cur = np.maximum(choice, 0)
@@ -145,6 +187,8 @@ def explain_items(model: ModelData, choice: np.ndarray,
     score_needed = np.full(n, np.nan)
     if row_duals is not None and n:
         allowed_next = next_allowed_option(problem, choice)
+        if model.months:   # the level-major order: the first allowed level above, cheapest start
+            allowed_next = _cheapest_start(model, choice, row_duals, cover_duals)
         opt = np.where(allowed_next >= 0, allowed_next, _top_option(problem))
         ok = opt >= 0
         j = np.maximum(opt, 0)
@@ -159,6 +203,27 @@ def explain_items(model: ModelData, choice: np.ndarray,
         score_needed = np.where(ok & ~funded & (needed > model.scores), needed, np.nan)
     return ItemExplanation(next_option=nxt, score_needed=score_needed, forbidden=alone | nothing,
                            pattern=pattern, patterns=tuple(patterns))
+
+
+def _cheapest_start(model: ModelData, choice: np.ndarray, row_duals: np.ndarray,
+                    cover_duals: np.ndarray | None) -> np.ndarray:
+    """By month: the allowed option of the next allowed level whose resources cost least at
+    the LP prices (-1 if none)."""
+    problem = model.problem
+    n, M = problem.n_items, len(model.months)
+    L = problem.n_options // M
+    allowed = problem.allowed.reshape(n, L, M)
+    target = _first_above(allowed.any(axis=2), model.level_of(choice))
+    items, step = np.arange(n), np.maximum(target, 0)
+    best, best_price = np.full(n, -1, np.int64), np.full(n, np.inf)
+    for s in range(M):
+        option = step * M + s
+        price = (row_duals[:, None] * problem.weight[:, items, option]).sum(axis=0)
+        if cover_duals is not None and len(cover_duals):
+            price -= (cover_duals[:, None] * problem.cover[:, items, option]).sum(axis=0)
+        better = allowed[items, step, s] & (price < best_price)
+        best, best_price = np.where(better, option, best), np.where(better, price, best_price)
+    return np.where(target >= 0, best, -1)
 
 
 def limits_report(model: ModelData, solution: Solution, explanation: ItemExplanation,

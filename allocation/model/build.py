@@ -54,6 +54,7 @@ class ModelData:
     option_level: np.ndarray | None = None   # (O,) level index of each option
     option_start: np.ndarray | None = None   # (O,) start month index of each option
     durations: np.ndarray | None = None      # (n,) months each item's project runs
+    start_window: np.ndarray | None = None   # (n, M) bool: the starts the application allows
 
     def level_of(self, choice: np.ndarray) -> np.ndarray:
         """Level index of each item's option (-1 stays -1)."""
@@ -192,4 +193,5 @@ def _monthly_model(items: pl.DataFrame, capacity: pl.DataFrame, config: RoundCon
         copay=copay_o, awarded=awarded_o, levels=tuple(float(x) for x in config.award.levels),
         quota_groups=groups, business_nos=business, months=months, option_level=option_level,
         option_start=option_start, durations=duration,
+        start_window=(np.arange(M)[None, :] >= earliest[:, None]) & (np.arange(M)[None, :] <= latest[:, None]),
     )

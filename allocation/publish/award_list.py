@@ -35,6 +35,8 @@ def public_award_list(out_dir: Path) -> pl.DataFrame:
     awards = pl.read_parquet(out_dir / files.AWARDS_PARQUET)
     apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet").select(
         "application_id", "project_title")
+    if schema.CAPACITY_MONTH in awards.columns:   # awards per month: the list shows hours per type
+        awards = awards.group_by("application_id", "gpu_type").agg(pl.col("gpu_hours").sum())
     hours = awards.pivot(on="gpu_type", index="application_id", values="gpu_hours",
                          sort_columns=True)
     hours = hours.rename({c: f"gpu_hours_{c}" for c in hours.columns if c != "application_id"})

@@ -296,6 +296,9 @@ def _record(row: dict, round_id: str, round_name: str, min_score: float | None,
         "cost_krw": int(row["cost_krw"] or 0) if awarded else 0,
         "awarded_krw": int(row["awarded_krw"] or 0) if awarded else 0,
         "copay_krw": int(row["copay_krw"] or 0) if awarded else 0,
+        # GPU capacity by month: the award's first month (month rounds only)
+        **({schema.START_MONTH: row[schema.START_MONTH] if awarded else None}
+           if schema.START_MONTH in row else {}),
     }
 
 
@@ -317,7 +320,9 @@ def lookup_rows(out_dir: Path) -> tuple[pl.DataFrame, dict, bool, bytes]:
     out_dir = Path(out_dir)
     meta = json.loads((out_dir / files.INTAKE / files.INTAKE_META).read_text(encoding="utf-8"))
     round_salt = bytes.fromhex(meta.get("lookup_salt") or "")
-    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET, columns=list(OUTCOME_COLUMNS))
+    by_month = schema.START_MONTH in pl.read_parquet_schema(out_dir / files.OUTCOMES_PARQUET)
+    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET,
+                               columns=list(OUTCOME_COLUMNS) + ([schema.START_MONTH] if by_month else []))
     apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet")
     if receipt.MASTER_COLUMN not in apps.columns or not round_salt:
         raise ValueError(f"{out_dir}: intake holds no lookup masters (a run folder from before "
@@ -325,6 +330,8 @@ def lookup_rows(out_dir: Path) -> tuple[pl.DataFrame, dict, bool, bytes]:
     apps = apps.select("source_row", "project_title", receipt.MASTER_COLUMN,
                        receipt.MILLIBITS_COLUMN, receipt.ITERATIONS_COLUMN)
     awards = pl.read_parquet(out_dir / files.AWARDS_PARQUET)
+    if by_month:   # awards per month: the record shows the hours per GPU type
+        awards = awards.group_by("application_id", "gpu_type").agg(pl.col("gpu_hours").sum())
     rows = outcomes.join(apps, on="source_row", how="left").sort("source_row")
     rows = rows.join(_hours(awards, "aw"), on="application_id", how="left", maintain_order="left")
     requests_path = out_dir / files.INTAKE / "requests.parquet"

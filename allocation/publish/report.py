@@ -162,6 +162,25 @@ def _histogram(scores: list[tuple[float, bool]], cutoff: float | None, min_score
             "note": f"구간 {step:g}점 / bins of {step:g} points, n = {len(scores)}"}
 
 
+def month_heat(by_month: dict | None) -> dict | None:
+    """GPU capacity by month: a heat map table (rows GPU types, columns months), each cell the
+    share of that month's hours awarded, shaded by it; None for a single-period round."""
+    if not by_month:
+        return None
+    months = list(next(iter(by_month.values())))
+    rows = []
+    for gpu, cells in by_month.items():
+        row = []
+        for month in months:
+            c = cells[month]
+            used = c["utilisation"]
+            row.append({"text": _pct(used), "title": f"{gpu} {month}: {c['awarded']:,} / {c['capacity']:,} h",
+                        "alpha": round(min(max(used or 0.0, 0.0), 1.0) * 0.85, 3),
+                        "full": used is not None and used >= 0.999})
+        rows.append({"gpu_type": gpu, "cells": row})
+    return {"months": months, "rows": rows}
+
+
 # --- Context ----------------------------------------------------------------------------
 
 def report_context(out_dir: Path, version: int | None = None) -> dict:
@@ -192,14 +211,18 @@ def report_context(out_dir: Path, version: int | None = None) -> dict:
     limits = {row["limit"]: row for row in sol.get("limits", {}).get("rows", [])}
 
     gpus = []
-    for gpu, cap_hours, krw_h in capacity.sort("gpu_type").select(
+    per_type = capacity
+    if schema.CAPACITY_MONTH in capacity.columns:   # by month: the type's hours over all months
+        per_type = capacity.group_by("gpu_type").agg(pl.col("gpu_hours").sum(), pl.col("krw_per_gpu_hour").first())
+    for gpu, cap_hours, krw_h in per_type.sort("gpu_type").select(
             "gpu_type", "gpu_hours", "krw_per_gpu_hour").iter_rows():
         awarded = int(summary.get("gpu_hours_awarded", {}).get(gpu, 0))
         wanted = int(requested_hours.get(gpu, 0))
         gpus.append({"gpu_type": gpu, "price": krw_h, "capacity": cap_hours, "awarded": awarded,
                      "requested": wanted, "used": awarded / cap_hours if cap_hours else None,
                      "oversubscription": wanted / cap_hours if cap_hours else None,
-                     "binding": bool(limits.get(f"gpu:{gpu}", {}).get("binding"))})
+                     "binding": any(row.get("binding") for name, row in limits.items()
+                                    if name == f"gpu:{gpu}" or name.startswith(f"gpu:{gpu}@"))})
     # utilisation as a share of each type's own capacity: 99.9 % of a small pool is a full bar
     util_chart = _hbars("Share of each GPU type's hours awarded",
                         [(g["gpu_type"], 100 * (g["used"] or 0.0),
@@ -249,7 +272,7 @@ def report_context(out_dir: Path, version: int | None = None) -> dict:
                    "used": summary.get("budget_used_share"),
                    "oversubscription": s["oversubscription"],
                    "binding": bool(limits.get("budget", {}).get("binding"))},
-        "gpus": gpus, "util_chart": util_chart, "regions": regions, "region_chart": region_chart,
+        "gpus": gpus, "util_chart": util_chart, "month_heat": month_heat(summary.get("gpu_by_month")), "regions": regions, "region_chart": region_chart,
         "hist": hist, "quotas": quotas, "by_reason": by_reason,
         "solver": {"name": sol.get("solver", {}).get("name", ""), "status": sol.get("status"),
                    "proven_optimal": summary.get("proven_optimal"), "gap": sol.get("gap")},

@@ -85,6 +85,12 @@ def approval_markdown(report: dict, out_dir: Path, previous: dict | None = None)
     for gpu, used in (s.get("gpu_utilisation") or {}).items():
         lines.append(f"| {gpu} | {s.get('gpu_hours_awarded', {}).get(gpu, 0):,} | "
                      f"{s.get('gpu_hours_capacity', {}).get(gpu, 0):,} | {_pct(used)} |")
+    by_month = s.get("gpu_by_month") or {}   # GPU capacity by month: share used per type and month
+    if by_month:
+        months = list(next(iter(by_month.values())))
+        lines += ["", "| GPU | " + " | ".join(months) + " |", "|---|" + "---:|" * len(months)]
+        lines += [f"| {gpu} | " + " | ".join(_pct(cells[m]["utilisation"]) for m in months) + " |"
+                  for gpu, cells in by_month.items()]
     lines += ["", "**Quotas** (share of awarded budget)", "", "| quota | share | minimum |", "|---|---:|---:|"]
     for q in (report.get("limits") or {}).get("quotas") or []:
         lines.append(f"| {q.get('quota')} | {_pct(q.get('share'))} | {_pct(q.get('min_share'))} |")

@@ -133,7 +133,10 @@ def summarise(outcomes: pl.DataFrame, awards: pl.DataFrame, model: ModelData, so
     funded_scores = awarded["score"]
     by_type = {t: int(h) for t, h in awards.group_by("gpu_type").agg(pl.col("gpu_hours").sum())
                .sort("gpu_type").iter_rows()}
-    capacity = dict(zip(model.gpu_types, model.problem.capacity[:-1].tolist()))
+    per_row = model.problem.capacity[:-1]
+    if model.months:   # GPU capacity by month: rows are (type, month), type-major
+        per_row = per_row.reshape(len(model.gpu_types), len(model.months)).sum(axis=1)
+    capacity = dict(zip(model.gpu_types, per_row.tolist()))
     requested_cost = int(model.cost[:, -1].sum()) if model.problem.n_items else 0
     return {
         "applications": outcomes.height,
@@ -153,7 +156,19 @@ def summarise(outcomes: pl.DataFrame, awards: pl.DataFrame, model: ModelData, so
         "score_cutoff": None if funded_scores.is_empty() else float(funded_scores.min()),
         "proven_optimal": solution.status == "optimal",
         "gap": solution.gap,
+        **({"gpu_by_month": by_month(awards, model)} if model.months else {}),
     }
+
+
+def by_month(awards: pl.DataFrame, model: ModelData) -> dict[str, dict[str, dict]]:
+    """GPU capacity by month: per type and month, hours awarded, on offer and the share used."""
+    got = {(t, m): int(h) for t, m, h in awards.group_by("gpu_type", "month").agg(pl.col("gpu_hours").sum())
+           .iter_rows()}
+    caps = model.problem.capacity[:-1].reshape(len(model.gpu_types), len(model.months))
+    return {t: {m: {"awarded": got.get((t, m), 0), "capacity": int(caps[i, j]),
+                    "utilisation": round(got.get((t, m), 0) / int(caps[i, j]), 6) if caps[i, j] else None}
+                for j, m in enumerate(model.months)}
+            for i, t in enumerate(model.gpu_types)}
 
 
 def write_results(out_dir: Path, decided: Decided, outcomes: pl.DataFrame, validated: ValidatedRound,

@@ -171,7 +171,8 @@ def test_build_awards_lines_per_type_skip_zero_hours_and_price_each_type():
                       [[1, 1], [2, 2]],          # item 1: not funded
                       [[1, 0], [6, 0]]], np.int64)   # item 2: level 0 = A100 1 h (H100 0 h: no line)
     model = SimpleNamespace(hours=hours, application_ids=np.array(["Z", "M", "B"]),
-                            gpu_types=("A100", "H100"), prices=np.array([1_500, 7_000], np.int64))
+                            gpu_types=("A100", "H100"), prices=np.array([1_500, 7_000], np.int64),
+                            months=())
     awards = build_awards(model, np.array([1, -1, 0]))
     assert awards.schema == pl.Schema(schema.AWARDS_SCHEMA)
     assert awards.rows() == [("B", "A100", 1, 1_500), ("Z", "A100", 4, 6_000), ("Z", "H100", 7, 49_000)]

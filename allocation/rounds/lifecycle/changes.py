@@ -13,7 +13,7 @@ from allocation import files, intake, schema
 from allocation.config import RoundConfig
 from allocation.explain.reasons import ItemExplanation
 from allocation.model.build import ModelData
-from allocation.model.money import award_money
+from allocation.model.money import award_money, hours_in_month
 from allocation.rounds.lifecycle.states import RELEASED, S_DECLINED, S_LAPSED
 
 APP_ID = "application_id"
@@ -60,6 +60,9 @@ def lifecycle_outcomes(outcomes: pl.DataFrame, state: dict, protected: dict[str,
     out = out.with_columns(
         status=pl.when((pl.col("status") == schema.STATUS_WAITLISTED) & pl.col("waitlist_rank").is_null())
         .then(pl.lit(schema.STATUS_NOT_SELECTED)).otherwise(pl.col("status")))
+    if schema.START_MONTH in out.columns:   # GPU capacity by month: the award's first month
+        return out.select([*schema.OUTCOMES_SCHEMA, schema.START_MONTH]).cast(
+            schema.OUTCOMES_SCHEMA | {schema.START_MONTH: pl.String()})
     return out.select(list(schema.OUTCOMES_SCHEMA)).cast(schema.OUTCOMES_SCHEMA)
 
 
@@ -84,7 +87,8 @@ def changes(out_dir: Path, state: dict, outcomes: pl.DataFrame, awards: pl.DataF
     # resources freed by the releases (at their published level) and used by the new awards
     prev_path = out_dir / files.PREVIOUS_OUTCOMES
     previous = pl.read_parquet(prev_path) if prev_path.is_file() else None
-    requests = intake.load_validated(out_dir / files.INTAKE).requests
+    validated = intake.load_validated(out_dir / files.INTAKE)
+    requests = validated.requests
     price = dict(zip(model.gpu_types, model.prices.tolist()))
 
     # requested hours of the released applications, grouped once (a filter per application took
@@ -108,6 +112,11 @@ def changes(out_dir: Path, state: dict, outcomes: pl.DataFrame, awards: pl.DataF
         freed_krw += krw
     new_lines = awards.filter(pl.col(APP_ID).is_in(gained))
     new_hours = dict(new_lines.group_by("gpu_type").agg(pl.col("gpu_hours").sum()).iter_rows())
+    if model.months:   # GPU capacity by month: freed and new hours per "type@month" row
+        apps = validated.applications
+        durations = (dict(zip(apps[APP_ID].to_list(), apps[schema.DURATION_MONTHS].fill_null(1).to_list()))
+                     if schema.DURATION_MONTHS in apps.columns else {})
+        freed_hours, new_hours = _by_month(model, info, newly_released, durations, released_money, new_lines)
     new_krw = int(now.filter(pl.col(APP_ID).is_in(gained))["awarded_krw"].sum() or 0)
 
     # what stays unused and why: blockers of the applications still not funded
@@ -120,14 +129,15 @@ def changes(out_dir: Path, state: dict, outcomes: pl.DataFrame, awards: pl.DataF
     for row in limits["rows"]:
         name = row["limit"]
         gpu = name.removeprefix("gpu:") if name.startswith("gpu:") else None
+        gpu_type = None if gpu is None else gpu.split("@")[0]    # by month: "H100@2026-05"
         candidates = [a for a in unfunded_ids if a in index and
-                      (gpu is None or model.requested_hours[index[a], model.gpu_types.index(gpu)] > 0)]
+                      (gpu is None or model.requested_hours[index[a], model.gpu_types.index(gpu_type)] > 0)]
         reasons = Counter(code for a in candidates for code in patterns[pattern[index[a]]][0])
         if row["slack"] <= 0:
             why = "fully used"
         elif not candidates:
             why = ("no eligible application above the minimum score is left unfunded"
-                   + ("" if gpu is None else f" that requests {gpu}"))
+                   + ("" if gpu is None else f" that requests {gpu_type}"))
         else:
             top = ", ".join(f"{c} ({n})" for c, n in reasons.most_common(3)) or "not_optimal"
             why = f"{len(candidates)} unfunded application(s) cannot use it: blocked by {top}"
@@ -205,3 +215,22 @@ def changes(out_dir: Path, state: dict, outcomes: pl.DataFrame, awards: pl.DataF
     if not state["reallocate"]:
         lines += ["", "Nothing was released and no appeal was upheld: the previous awards are kept exactly."]
     return public, table, "\n".join(lines) + "\n"
+
+
+def _by_month(model: ModelData, info: dict, released: list[str], durations: dict[str, int],
+              released_money, new_lines: pl.DataFrame) -> tuple[Counter, dict[str, int]]:
+    """GPU capacity by month: hours freed by the releases (at their published level and start
+    month, spread by money.hours_in_month) and used by the new awards, per "type@month"."""
+    freed: Counter = Counter()
+    for a in released:
+        start = info[a].get(schema.START_MONTH)
+        if start not in model.months:
+            continue
+        hours, _ = released_money(a, info[a]["award_fraction"] or 0)
+        d, s = int(durations.get(a) or 1), model.months.index(start)
+        for gpu, h in hours.items():
+            for m in range(s, min(s + d, len(model.months))):
+                freed[f"{gpu}@{model.months[m]}"] += int(hours_in_month(h, d, m - s))
+    new = {f"{g}@{m}": int(h) for g, m, h in
+           new_lines.group_by("gpu_type", "month").agg(pl.col("gpu_hours").sum()).iter_rows()}
+    return freed, new

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -35,6 +35,7 @@ class Previous:
     ever_awarded: set[str]              # awardees of any earlier version
     outcomes: pl.DataFrame | None = None   # full outcomes (officer side) when known
     out_dir: Path | None = None
+    starts: dict[str, str] = field(default_factory=dict)   # GPU capacity by month: awardee -> start month
 
 
 def _round_public_key(round_root: Path):
@@ -80,6 +81,8 @@ def _load_run_folder(out_dir: Path) -> Previous:
     outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET)
     awarded = outcomes.filter(pl.col("status") == schema.STATUS_AWARDED)
     awards = dict(zip(awarded[APP_ID].to_list(), awarded["award_fraction"].to_list()))
+    starts = (dict(zip(awarded[APP_ID].to_list(), awarded[schema.START_MONTH].to_list()))
+              if schema.START_MONTH in awarded.columns else {})
     offered: dict[str, str | None] = {a: None for a in awards}
     ever = set(awards)
     state_path = out_dir / files.LIFECYCLE_STATE
@@ -89,7 +92,7 @@ def _load_run_folder(out_dir: Path) -> Previous:
         ever = set(state["next"]["ever_awarded"])
     return Previous(round_id=sol["round_id"], label=str(out_dir), version=None, source=out_dir,
                     awards=awards, offered=offered, ever_awarded=ever, outcomes=outcomes,
-                    out_dir=out_dir)
+                    out_dir=out_dir, starts=starts)
 
 
 def load_previous(path: Path | str) -> Previous:

@@ -210,6 +210,7 @@ def build_refill_model(out_dir: Path) -> RefillModel:
     protected = {s[APP_ID]: s["state"] for s in state["awards"] if s["state"] in PROTECTED}
     released = {s[APP_ID]: s["state"] for s in state["awards"] if s["state"] in RELEASED}
     fraction = {s[APP_ID]: s["award_fraction"] for s in state["awards"] if s["state"] in PROTECTED}
+    start = {s[APP_ID]: s.get(schema.START_MONTH) for s in state["awards"] if s["state"] in PROTECTED}
     apps = validated.applications
     not_eligible = sorted(set(apps.filter(~pl.col(schema.ELIGIBLE))[APP_ID].drop_nulls()) & set(protected))
     if not_eligible:
@@ -228,10 +229,16 @@ def build_refill_model(out_dir: Path) -> RefillModel:
     for app_id in sorted(protected):
         if app_id not in index:
             raise RoundError(f"protected award {app_id} is not selectable in this run")
-        options = [l for l, level in enumerate(model.levels) if abs(level - fraction[app_id]) < 1e-9]
+        options = [o for o, level in enumerate(model.option_level.tolist())
+                   if abs(model.levels[level] - fraction[app_id]) < 1e-9]
         if not options:
             raise RoundError(f"award of {app_id} was published at {fraction[app_id]:.0%}, which is not "
                              f"an award level of round.toml any more ({list(model.levels)})")
+        if model.months:   # GPU capacity by month: the accepted award keeps its months
+            options = [o for o in options if model.months[model.option_start[o]] == start[app_id]]
+            if not options:
+                raise RoundError(f"award of {app_id} starts in {start[app_id]}, which is not a capacity "
+                                 f"month of the round any more ({model.months[0]}..{model.months[-1]})")
         if not model.problem.allowed[index[app_id], options[0]]:
             raise RoundError(f"award of {app_id} at {fraction[app_id]:.0%} no longer fits the round's "
                              f"limits (capacity, budget or company cap were lowered?)")

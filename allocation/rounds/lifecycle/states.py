@@ -68,5 +68,7 @@ def award_states(previous: Previous, responses: pl.DataFrame | None, config: Rou
             "response": r["response"] if r is not None else None,
             "responded_on": r["responded_on"].isoformat() if r is not None else None,
             "note": note,
+            # GPU capacity by month: the published start month, kept by the refill
+            **({schema.START_MONTH: previous.starts.get(app_id)} if previous.starts else {}),
         })
     return states
