@@ -381,8 +381,12 @@ def build_round(n_applications: int, *, seed: int = 0, bad_rows: bool = False,
                 oversubscription: float = 4.0, reviewers_per_application: int = 3,
                 capacity_factors: tuple[float, ...] | None = None,
                 quota_shares: tuple[float, float] | None = None,
-                review_panel: bool = False) -> SyntheticRound:
+                review_panel: bool = False, months: int = 0) -> SyntheticRound:
     """Generate a round in memory (see generate_round).
+
+    months: > 0 gives GPU capacity by month (issue 18): capacity per type and month (from
+    FIRST_MONTH on, a seasonal profile around an even split of the same totals) and applications
+    with duration_months and start windows (add_months); 0 = a single-period round.
 
     quota_shares: (non_capital, first_time) min_share of the two quotas; default: non-capital
     5 points above its group's share of the requested cost (binds), first-time well below it.
@@ -516,7 +520,49 @@ def build_round(n_applications: int, *, seed: int = 0, bad_rows: bool = False,
         _add_bad_rows(result, r_bad, app_company, req_app, width, k, min_reviewers)
     if review_panel:
         add_panel(result, seed, k, BadRow)
+    if months:
+        add_months(result, seed, months)
     return result
+
+
+FIRST_MONTH = (2026, 3)
+MONTH_PROFILE_AMPLITUDE = 0.3     # capacity per month: even split x (1 +- 0.3, a seasonal wave)
+
+
+def add_months(result: SyntheticRound, seed: int, months: int) -> None:
+    """GPU capacity by month: split each type's hours over `months` months (capacity gains a
+    month column) and give applications duration_months (1 to min(6, months), mostly 2-4) and
+    start windows (earliest_start for about half, latest_start for about a third, the rest
+    empty = the defaults). Its own random stream: the rest of the round is unchanged."""
+    if months < 1:
+        raise ValueError("months must be at least 1")
+    rng = np.random.default_rng([seed, 18])
+    names = [f"{(FIRST_MONTH[0] * 12 + FIRST_MONTH[1] - 1 + k) // 12:04d}-"
+             f"{(FIRST_MONTH[0] * 12 + FIRST_MONTH[1] - 1 + k) % 12 + 1:02d}" for k in range(months)]
+    profile = 1 + MONTH_PROFILE_AMPLITUDE * np.sin(np.arange(months) * 2 * np.pi / max(months, 1) + 1.0)
+    profile = profile / profile.sum()
+    cap = result.tables["capacity"]
+    rows = []
+    for gpu, hours, price in cap.select("gpu_type", "gpu_hours", "krw_per_gpu_hour").iter_rows():
+        per_month = np.floor(int(hours) * profile).astype(np.int64)
+        rows += [(gpu, int(h), int(price), m) for h, m in zip(per_month.tolist(), names)]
+    result.tables["capacity"] = pl.DataFrame(rows, schema=list(cap.columns) + ["month"], orient="row")
+    apps = result.tables["applications"]
+    n = apps.height
+    longest = min(6, months)
+    duration = np.minimum(rng.choice([1, 2, 3, 4, 5, 6], size=n, p=[0.1, 0.25, 0.3, 0.2, 0.1, 0.05]), longest)
+    last_fit = months - duration
+    earliest = np.floor(rng.random(n) * (last_fit + 1)).astype(np.int64)
+    latest = np.minimum(earliest + rng.integers(0, 3, n), last_fit)
+    has_earliest = rng.random(n) < 0.5
+    has_latest = rng.random(n) < 0.35
+    month_names = pl.Series(names, dtype=pl.String)
+    result.tables["applications"] = apps.with_columns(
+        pl.Series("duration_months", duration.astype(str).tolist(), dtype=pl.String),
+        pl.when(pl.Series(has_earliest)).then(month_names.gather(np.where(has_earliest, earliest, 0)))
+        .alias("earliest_start"),
+        pl.when(pl.Series(has_latest)).then(month_names.gather(np.where(has_latest, latest, 0)))
+        .alias("latest_start"))
 
 
 def _config_text(*, seed: int, budget: int, nc_min: float, ft_min: float, min_reviewers: int,
@@ -812,7 +858,8 @@ def generate_round(out_dir: Path | str, n_applications: int, *, seed: int = 0, b
                    table_format: str = "csv", encoding: str | dict[str, str] = "utf-8",
                    oversubscription: float = 4.0, reviewers_per_application: int = 3,
                    capacity_factors: tuple[float, ...] | None = None,
-                   quota_shares: tuple[float, float] | None = None, panel: bool = False) -> Path:
+                   quota_shares: tuple[float, float] | None = None, panel: bool = False,
+                   months: int = 0) -> Path:
     """Write a synthetic round folder and return its path.
 
     encoding: "utf-8" or "cp949" for every csv table, or a dict per table stem, e.g.
@@ -825,14 +872,15 @@ def generate_round(out_dir: Path | str, n_applications: int, *, seed: int = 0, b
                          oversubscription=oversubscription,
                          reviewers_per_application=reviewers_per_application,
                          capacity_factors=capacity_factors, quota_shares=quota_shares,
-                         review_panel=panel)
+                         review_panel=panel, months=months)
     command = _command(out_dir, n_applications, seed, bad_rows, table_format, encoding,
-                       oversubscription, reviewers_per_application, capacity_factors, quota_shares, panel)
+                       oversubscription, reviewers_per_application, capacity_factors, quota_shares, panel,
+                       months)
     return write_round(result, out_dir, table_format=table_format, encoding=encoding, command=command)
 
 
 def _command(out_dir, n, seed, bad_rows, table_format, encoding, oversubscription, reviewers,
-             capacity_factors=None, quota_shares=None, panel=False) -> str:
+             capacity_factors=None, quota_shares=None, panel=False, months=0) -> str:
     parts = ["python -m bench.synthetic", str(out_dir), f"--applications {n}", f"--seed {seed}"]
     if bad_rows:
         parts.append("--bad-rows")
@@ -853,6 +901,8 @@ def _command(out_dir, n, seed, bad_rows, table_format, encoding, oversubscriptio
         parts.append("--quota-shares " + ",".join(f"{f:g}" for f in quota_shares))
     if panel:
         parts.append("--panel")
+    if months:
+        parts.append(f"--months {months}")
     return " ".join(parts)
 
 
@@ -892,6 +942,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--panel", action="store_true",
                    help="also a review panel: topic_tags, reviewers, conflicts, assignments "
                         "(bench/synthetic_panel.py)")
+    p.add_argument("--months", type=int, default=0, metavar="M",
+                   help="GPU capacity by month over M months (capacity gains a month column, "
+                        "applications duration_months and start windows); default 0 = single period")
     return p
 
 
@@ -928,7 +981,8 @@ def main(argv: list[str] | None = None) -> int:
                              table_format=args.table_format, encoding=encoding,
                              oversubscription=args.oversubscription,
                              reviewers_per_application=args.reviewers_per_application,
-                             capacity_factors=factors, quota_shares=shares, panel=args.panel)
+                             capacity_factors=factors, quota_shares=shares, panel=args.panel,
+                             months=args.months)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

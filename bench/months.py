@@ -1,0 +1,84 @@
+"""GPU capacity by month on the large-round dual path: quality and time against single-period.
+
+    nice -n 5 .venv/bin/python -m bench.months [--applications 10000 100000] [--months 6]
+
+For each size: the synthetic round (seed 0) as a single-period round and the same round with
+capacity by month (bench.synthetic --months M: the same hours per type, split over M months
+with a seasonal profile, applications with durations and start windows), each validated and
+scored once (cached under $VOUCHER_BENCH_DATA or /tmp/voucher-bench), then solved by the
+LP-guided method (allocation.solve.lp_guided). Gap = (proven bound - objective) / bound, each
+against its own Lagrangian bound. Prints a markdown table; bench/results/months.md holds a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import polars as pl
+
+from allocation import files, intake
+from allocation.model.build import build_model
+from allocation.rounds import allocate
+from allocation.solve import lp_guided
+from bench.rounds import data_dir
+from bench.synthetic import generate_round
+
+SEED = 0
+
+
+def _model(n: int, months: int):
+    name = f"round_{n}" + (f"_months_{months}" if months else "")
+    raw, prepared = data_dir() / name, data_dir() / f"prepared_{name.removeprefix('round_')}"
+    if not (raw / "round.toml").exists():
+        generate_round(raw, n, seed=SEED, months=months)
+    if not (prepared / files.SCORES).exists():
+        allocate.validate(raw, prepared)
+        allocate.score(prepared)
+    v = intake.load_validated(prepared / files.INTAKE)
+    scores = pl.read_parquet(prepared / files.SCORES)
+    t = time.perf_counter()
+    model = build_model(v.applications, v.requests, v.capacity, scores, v.config)
+    return model, time.perf_counter() - t
+
+
+def measure(n: int, months: int, time_limit: float, workers: int) -> str:
+    model, build_s = _model(n, months)
+    p = model.problem
+    t = time.perf_counter()
+    sol = lp_guided.solve_lp_guided(p, time_limit_s=time_limit, workers=workers, seed=0)
+    secs = time.perf_counter() - t
+    problems = p.violations(sol.choice)
+    assert not problems, problems
+    prices = sol.details.get("row_prices", {})
+    binding = sum(1 for v in prices.values() if v > 0)
+    funded = int((sol.choice >= 0).sum())
+    memory = (p.weight.nbytes + p.cover.nbytes + p.value.nbytes) / 2**20
+    return (f"| {n:,} | {'single period' if not months else f'{months} months'} | {p.n_items:,} | "
+            f"{p.n_options} | {len(p.row_names) + len(p.cover_names)} | {binding} | {funded:,} | "
+            f"{sol.objective:.6e} | {sol.gap:.2e} | {build_s:.1f} | {secs:.1f} | {memory:,.0f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--applications", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--months", type=int, default=6)
+    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args(argv)
+    print(f"Command: `{' '.join(['nice -n 5 .venv/bin/python -m bench.months', *(argv if argv is not None else sys.argv[1:])])}`"
+          f" (synthetic seed 0, LP-guided, {a.workers} workers, deterministic time limit {a.time_limit:g})\n")
+    print("| applications | capacity | items | options | global rows | rows with a price > 0 | funded | "
+          "objective | gap to the proven bound | build s | solve s | model MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for n in a.applications:
+        for months in (0, a.months):
+            print(measure(n, months, a.time_limit, a.workers), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    sys.exit(main())
