@@ -10,6 +10,7 @@ from fractions import Fraction
 
 import polars as pl
 
+from allocation import schema
 from allocation.config import RoundConfig
 from allocation.model.money import floor_share
 
@@ -31,6 +32,13 @@ def hold_back_reserve(config: RoundConfig, capacity: pl.DataFrame
     data["round"]["budget_krw"] = usable_budget
     held = {"share": config.lifecycle.reserve_share, "budget_krw": budget - usable_budget,
             "budget_krw_total": budget,
-            "gpu_hours": {g: h - u for g, h, u in zip(capacity["gpu_type"].to_list(), hours, usable_hours)},
+            "gpu_hours": {g: h - u for g, h, u in zip(_row_keys(capacity), hours, usable_hours)},
             "note": "held back for refills and upheld appeals; the first allocation cannot use it"}
     return RoundConfig.model_validate(data), reduced, held
+
+
+def _row_keys(capacity: pl.DataFrame) -> list[str]:
+    """GPU type per capacity row; by month "H100@2026-05"."""
+    if schema.CAPACITY_MONTH in capacity.columns:
+        return [f"{g}@{m}" for g, m in zip(capacity["gpu_type"].to_list(), capacity[schema.CAPACITY_MONTH].to_list())]
+    return capacity["gpu_type"].to_list()

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from allocation.config import parse_config
 from allocation.model.build import build_model
 from allocation.model.money import hours_in_month
+from allocation.model.reserve import hold_back_reserve
 from allocation.solve.brute_force import brute_force
 from allocation.solve.cpsat import solve_cpsat
 
@@ -168,3 +169,24 @@ def test_month_options_rows_and_windows():
     # full level (10 h) starting 2026-12: 5 h in 2026-12, 5 h in 2027-01
     assert p.weight[:3, 0, 4].tolist() == [0, 5, 5]
     assert p.weight[:3, 0, 1].tolist() == [0, 2, 3]     # half level: 5 h -> 2 + 3
+
+
+def test_reserve_is_held_back_per_type_and_month():
+    config = parse_config("""
+[round]
+id = "M-1"
+budget_krw = 1000
+copay_share = 0.0
+[award]
+levels = [1.0]
+max_krw_per_company = 1000
+[scoring]
+weights = { technical = 1.0 }
+[lifecycle]
+reserve_share = 0.1
+""")
+    capacity = pl.DataFrame({"gpu_type": ["H100", "H100"], "gpu_hours": [105, 50],
+                             "krw_per_gpu_hour": [1000, 1000], "month": ["2026-11", "2026-12"]})
+    _, reduced, held = hold_back_reserve(config, capacity)
+    assert reduced["gpu_hours"].to_list() == [94, 45]          # floor(0.9 x hours) per month
+    assert held["gpu_hours"] == {"H100@2026-11": 11, "H100@2026-12": 5}
