@@ -40,6 +40,9 @@ def reason_label(code: str | None) -> str:
     code = code or ""
     if code.startswith("capacity_") and code.endswith("_exhausted"):
         gpu = code.removeprefix("capacity_").removesuffix("_exhausted")
+        if "@" in gpu:   # GPU capacity by month: capacity_H100@2026-05_exhausted
+            gpu, month = gpu.split("@", 1)
+            return f"{gpu} GPU {month} 사용 시간 소진 / {gpu} in {month} is full"
         return f"{gpu} GPU 사용 시간 소진 / {gpu} GPU-hours ran out"
     ko, en = REASON.get(code, (code or "-", code or "-"))
     return f"{ko} / {en}"
