@@ -186,6 +186,7 @@ def _monthly_model(items: pl.DataFrame, capacity: pl.DataFrame, config: RoundCon
         allowed=allowed, weight=weight, capacity=capacity_arr, row_names=row_names,
         company=np.unique(business, return_inverse=True)[1].astype(np.int64), company_weight=awarded_o,
         company_cap=cap, cover=np.repeat(cover, M, axis=2), cover_names=tuple(q.name for q in config.quotas),
+        equal_value_moves=True,
     )
     return ModelData(
         problem=problem, application_ids=ids, scores=items["score"].to_numpy().astype(float),

@@ -31,6 +31,9 @@ class AllocationProblem:
     company_cap: int
     cover: np.ndarray            # (Q, n, L) int64, quota rows: sum >= 0
     cover_names: tuple[str, ...] # (Q,)
+    # GPU capacity by month: an item's options of equal value differ only in the GPU rows they
+    # use (start months); the large-round repair may move an item between them
+    equal_value_moves: bool = False
 
     @property
     def n_items(self) -> int:

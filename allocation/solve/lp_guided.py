@@ -495,6 +495,48 @@ class _State:
         self.choice[items] = opts
 
 
+def move_before_drop(problem: AllocationProblem, S: Structure, choice: np.ndarray,
+                     red: np.ndarray, rounds: int = 16) -> np.ndarray:
+    """GPU capacity by month (problem.equal_value_moves): at the final prices many items tie
+    between start months and the rounding piles them into the same months. Before the repair
+    drops anyone, move items to an option of the same value (another start) that uses less of
+    the over-full rows (no more of any) and fits every other limit, highest reduced value first."""
+    st = _State(problem, S, choice)
+    free = ~S.is_forced
+    for _ in range(rounds):
+        over = st.resid() < 0
+        if not over.any():
+            break
+        funded = np.flatnonzero((st.choice >= 0) & free)
+        cur = st.choice[funded]
+        on_over = (S.A[funded, cur][:, over] > 0).any(axis=1)
+        items, cur = funded[on_over], cur[on_over]
+        if len(items) == 0:
+            break
+        rows = np.arange(len(items))
+        same = problem.allowed[items] & (problem.value[items] == problem.value[items, cur][:, None])
+        same[rows, cur] = False
+        alt, now = S.A[items][:, :, over], S.A[items, cur][:, None, over]
+        same &= (alt <= now).all(axis=2) & (alt < now).any(axis=2)    # less on the full rows
+        score = np.where(same, red[items], -np.inf)
+        best = score.argmax(axis=1)
+        has = np.isfinite(score[rows, best])
+        moved = 0
+        for k in np.lexsort((items[has], -score[has, best[has]])).tolist():
+            k = int(np.flatnonzero(has)[k])
+            i, o = items[k], best[k]
+            after = st.resid() - (S.A[i, o] - S.A[i, cur[k]])
+            if (after[~over] >= 0).all():
+                st.set(np.array([i]), np.array([o]))
+                moved += 1
+                over = st.resid() < 0
+                if not over.any():
+                    break
+        if moved == 0:
+            break
+    return st.choice
+
+
 def repair(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np.ndarray) -> np.ndarray:
     """Drop funded items (lowest reduced value first) until every limit holds; forced items
     are never dropped."""
@@ -905,6 +947,8 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
     t = time.perf_counter()
     red = item_reduced(S, dual.lam)
     choice = decode(S, dual.chosen)
+    if problem.equal_value_moves:   # by month: move items to another start before dropping any
+        choice = move_before_drop(problem, S, choice, red)
     choice = repair(problem, S, choice, red)
     timings["round_repair"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
