@@ -53,6 +53,7 @@ SOLUTION = "solution.json"
 QUALITY = "quality.json"
 TIMINGS = "timings.json"
 VALIDATION_ERROR = "validation_error.txt"
+FAILURE = "failure.txt"           # a DAG run's failed task and its message in words (no stack frames)
 LIFECYCLE_STATE = "lifecycle.json"
 LIFECYCLE_PUBLIC = "lifecycle_public.json"
 CHANGES = "changes"               # table stem (officers only: every applicant before and after)
@@ -61,6 +62,7 @@ PREVIOUS_OUTCOMES = "previous_outcomes.parquet"
 APPROVAL_TEXT = "approval.md"              # what the approver reads (DAG runs), fingerprint first
 APPROVAL_REQUEST = "approval_request.json"  # the approve task's request: its task instance, the fingerprint shown
 APPROVAL_RECORD = "approval.json"           # the response Airflow recorded for that request (Approve/Reject, who, when)
+WHATIF_DIR = "whatif"                      # what-if scenarios of a DAG run (allocation.rounds.whatif)
 
 # --- run folder: intake/ ----------------------------------------------------------------
 INTAKE_TABLES = ("applications", "requests", "reviews", "capacity")   # <stem>.parquet

@@ -165,6 +165,20 @@ def on_task_failure(context) -> None:
     notify(f"[voucher] {ti.dag_id}.{ti.task_id} FAILED",
            f"run {getattr(run, 'run_id', '?')} conf={getattr(run, 'conf', {})} try {ti.try_number}: "
            f"{type(exc).__name__ if exc else 'error'}: {exc}", context)
+    record_failure(context)
+
+
+def record_failure(context) -> None:
+    """The failed task and its message into the run folder (failure.txt): what the run's note
+    and the Voucher rounds view show (deploy/plugins/voucher_rounds.py). Never raises."""
+    ti, run = context.get("ti"), context.get("dag_run")
+    try:
+        from allocation.rounds.view import record_failure as record
+        folder = run_dir(resolve_round(((getattr(run, "conf", None) or {}).get("round")) or ""), run.run_id)
+        if folder.is_dir():
+            record(folder, ti.task_id, context.get("exception") or "error")
+    except Exception as exc:   # no round folder (the note says so) or no run folder yet
+        log.info("failure not recorded in a run folder (%s: %s)", type(exc).__name__, exc)
 
 
 def on_deadline_missed(context: dict | None = None, **kwargs) -> None:
