@@ -8,6 +8,7 @@ Locations (environment variables, defaults under the project):
   VOUCHER_RUNS_ROOT     one work folder per DAG run           <project>/airflow-home/runs
   VOUCHER_PUBLISH_ROOT  published versions + index.json       <project>/airflow-home/published
   VOUCHER_ALERT_EMAIL   optional: also e-mail failure notices (needs apache-airflow-providers-smtp)
+  VOUCHER_UI_BASE_URL   optional: the Airflow UI address for links in approval texts (default: relative)
   VOUCHER_DEMO          1 only in ./run demo: publish into VOUCHER_DEMO_PUBLISH_ROOT
                         (<project>/airflow-home/demo-published), every page marked DEMO
 """
@@ -102,6 +103,14 @@ def run_dir(round_dir: Path, run_id: str) -> Path:
     """RUNS_ROOT/<round folder>/<run id>/ — one work folder per DAG run."""
     key = sanitise(str(round_dir.relative_to(rounds_root())).replace("/", "__"))
     return runs_root() / key / sanitise(run_id)
+
+
+def preview_url(out: Path) -> str:
+    """The run's page in the Voucher rounds view (deploy/plugins/voucher_rounds.py), relative to
+    the Airflow UI unless VOUCHER_UI_BASE_URL (e.g. https://airflow.example.org) is set."""
+    from urllib.parse import quote
+    base = (os.environ.get("VOUCHER_UI_BASE_URL") or "").rstrip("/")
+    return f"{base}/voucher/runs/{quote(Path(out).parent.name)}/{quote(Path(out).name)}"
 
 
 def reset_dir(path: Path) -> Path:

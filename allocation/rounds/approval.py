@@ -15,6 +15,7 @@ from pathlib import Path
 
 from allocation import files
 from allocation.errors import RoundError
+from allocation.publish import labels
 from allocation.publish.version import result_fingerprint
 
 APPROVE = "Approve"
@@ -64,36 +65,90 @@ def warning_banner(warnings: list[str]) -> list[str]:
     return [f"> ## ⚠⚠ WARNING: {w}" for w in warnings] + [""]
 
 
-def approval_markdown(report: dict, out_dir: Path, previous: dict | None = None) -> str:
-    """What the approving officer sees in the Required Actions page; warnings about a degenerate
-    result (funds nobody, far less than previous) come first."""
-    s = report.get("summary", {})
-    gap = report.get("gap")
-    lines = warning_banner(degenerate_warnings(s, previous)) + [
-        f"### Round {report.get('round_id')}: allocation ready for approval",
-        "",
-        "| | |", "|---|---|",
-        f"| Funded | **{s.get('funded')}** of {s.get('applications')} applications |",
-        f"| Awarded (budget share) | {_krw(s.get('awarded_krw'))} of {_krw(s.get('budget_krw'))} "
-        f"(**{_pct(s.get('budget_used_share'))}** used) |",
-        f"| SME co-pay | {_krw(s.get('copay_krw'))} |",
-        f"| Score cut-off | {s.get('score_cutoff')} |",
-        f"| Solver | {report.get('status')}, gap {'n/a' if gap is None else f'{100 * gap:.2f} %'} |",
-        "", "**GPU utilisation**", "",
-        "| GPU | awarded h | capacity h | used |", "|---|---:|---:|---:|",
-    ]
+# A funded count or awarded KRW that moved by at least this share against the previous version
+# is listed under "Needs attention" (FAR_LESS above is the loud banner for a collapse).
+BIG_CHANGE = 0.2
+
+
+def big_changes(summary: dict, previous: dict | None) -> list[str]:
+    """Totals that moved a lot against the previous published version (a collapse is a banner)."""
+    found = []
+    for key, what, fmt in (("funded", "funded applications", "{:,}"), ("awarded_krw", "awarded", "₩{:,}")):
+        before, now = (previous or {}).get(key), summary.get(key)
+        if not before or now is None or now < FAR_LESS * before:
+            continue
+        change = (now - before) / before
+        if abs(change) >= BIG_CHANGE:
+            found.append(f"{what} {'up' if change > 0 else 'down'} {100 * abs(change):.0f} % against the "
+                         f"previous version {previous.get('label', '')}: {fmt.format(now)} (was {fmt.format(before)})")
+    return found
+
+
+def attention_lines(report: dict, previous: dict | None = None) -> list[str]:
+    """What the approver should look at first: big changes against the previous version and the
+    solver's warnings (totals only, never an applicant)."""
+    items = big_changes(report.get("summary", {}), previous) + [str(w) for w in report.get("warnings") or []]
+    if not items:
+        return []
+    return ["**Needs attention**", "", *[f"- ⚠ {item}" for item in items], ""]
+
+
+def _totals_lines(report: dict) -> list[str]:
+    s, gap = report.get("summary", {}), report.get("gap")
+    return ["| | |", "|---|---|",
+            f"| Funded | **{s.get('funded')}** of {s.get('applications')} applications |",
+            f"| Awarded (budget share) | {_krw(s.get('awarded_krw'))} of {_krw(s.get('budget_krw'))} "
+            f"(**{_pct(s.get('budget_used_share'))}** used) |",
+            f"| SME co-pay | {_krw(s.get('copay_krw'))} |",
+            f"| Score cut-off | {s.get('score_cutoff')} |",
+            f"| Solver | {report.get('status')}, gap {'n/a' if gap is None else f'{100 * gap:.2f} %'} |", ""]
+
+
+def _gpu_lines(s: dict) -> list[str]:
+    lines = ["**GPU utilisation**", "", "| GPU | awarded h | capacity h | used |", "|---|---:|---:|---:|"]
     for gpu, used in (s.get("gpu_utilisation") or {}).items():
         lines.append(f"| {gpu} | {s.get('gpu_hours_awarded', {}).get(gpu, 0):,} | "
                      f"{s.get('gpu_hours_capacity', {}).get(gpu, 0):,} | {_pct(used)} |")
-    lines += ["", "**Quotas** (share of awarded budget)", "", "| quota | share | minimum |", "|---|---:|---:|"]
+    return lines + [""]
+
+
+def _quota_lines(report: dict) -> list[str]:
+    lines = ["**Quotas** (share of awarded budget)", "", "| quota | share | minimum |", "|---|---:|---:|"]
     for q in (report.get("limits") or {}).get("quotas") or []:
         lines.append(f"| {q.get('quota')} | {_pct(q.get('share'))} | {_pct(q.get('min_share'))} |")
-    lines += ["", f"**Outcomes:** {counts_text(s.get('by_status'))}",
-              "", f"**Top reasons:** {counts_text(dict(list(sorted((s.get('by_reason') or {}).items(), key=lambda kv: -kv[1]))[:6]))}"]
-    for w in report.get("warnings") or []:
-        lines.append(f"\n> ⚠ {w}")
-    lines += ["", f"Full results: `{out_dir}` (outcomes.csv, awards.csv, solution.json).",
-              "", "**Approve** publishes a new version of the award list; **Reject** publishes nothing."]
+    return lines + [""]
+
+
+def _outcome_lines(s: dict) -> list[str]:
+    statuses = ", ".join(f"{labels.status_label(k)}: {v:,}" for k, v in
+                         sorted((s.get("by_status") or {}).items(), key=lambda kv: (-kv[1], kv[0]))) or "none"
+    top = sorted((s.get("by_reason") or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:6]
+    reasons = "; ".join(f"{labels.reason_label(k)}: {v:,}" for k, v in top) or "none"
+    return [f"**Outcomes:** {statuses}", "", f"**Top reasons:** {reasons}", ""]
+
+
+def _whatif_lines(whatif_md: str | None) -> list[str]:
+    return ["**What-if scenarios** (totals; the base is this result)", "", whatif_md.strip(), ""] if whatif_md else []
+
+
+def approval_markdown(report: dict, out_dir: Path, previous: dict | None = None, *,
+                      preview_url: str | None = None, whatif_md: str | None = None) -> str:
+    """What the approving officer sees in the Required Actions page: loud warnings (funds nobody,
+    far less than previous) first, then what needs attention, then the totals, the what-if
+    table and a link to the preview (report and per-applicant table) in the Voucher rounds view.
+    Totals only: never an applicant's id, name, score or rank."""
+    s = report.get("summary", {})
+    lines = warning_banner(degenerate_warnings(s, previous)) + [
+        f"### Round {report.get('round_id')}: allocation ready for approval", ""]
+    lines += attention_lines(report, previous)
+    if preview_url:
+        lines += [f"**Before answering:** [open the preview]({preview_url}) (the round report and the "
+                  f"per-applicant table, officers only) in the Voucher rounds view.", ""]
+    lines += _totals_lines(report) + _gpu_lines(s) + _quota_lines(report) + _outcome_lines(s)
+    lines += _whatif_lines(whatif_md)
+    if not preview_url:
+        lines += [f"Full results (on the server): `{out_dir}` (outcomes.csv, awards.csv, solution.json).", ""]
+    lines += ["**Approve** publishes a new version of the award list; **Reject** publishes nothing."]
     return "\n".join(lines)
 
 

@@ -192,6 +192,17 @@ def run_whatif(round_dir: Path, out_dir: Path, scenarios: list[str], *, budget_k
     return solve_scenarios(base_dir, out_dir, parsed, base_report=base_report, on_stage=on_stage)
 
 
+def solve_for_run(round_dir: Path, run_dir: Path, scenarios: list[str] | None, *,
+                  budget_krw: int | None = None, time_limit_s: float | None = None) -> list[dict] | None:
+    """The round DAG's what-if step: each scenario solved against the run's own allocation into
+    run_dir/whatif/ (None: no scenario asked). The scenarios were checked by validate already;
+    they are checked again here (cheap) so a changed round.toml cannot slip through."""
+    if not scenarios:
+        return None
+    parsed = check_scenarios(round_dir, list(scenarios), budget_krw=budget_krw, time_limit_s=time_limit_s)
+    return solve_scenarios(run_dir, Path(run_dir) / files.WHATIF_DIR, parsed)
+
+
 def read_whatif(folder: Path) -> dict | None:
     """The side-by-side totals written by solve_scenarios (None: no what-if in this folder)."""
     path = Path(folder) / WHATIF_JSON
