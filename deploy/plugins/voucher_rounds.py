@@ -40,6 +40,7 @@ from airflow.plugins_manager import AirflowPlugin
 log = logging.getLogger("voucher.rounds_view")
 DAG_ID = "allocation_round"
 PREFIX = "/voucher"
+NO_REASON = "no task recorded why (e.g. a worker could not start it): see the failed task's log in Airflow"
 
 
 def _common():
@@ -148,6 +149,28 @@ def run_report(round_key: str, run_name: str, who: Access = Depends(access)) -> 
 
 # --- The failure note ----------------------------------------------------------------------
 
+def _set_note(dag_run, note: str) -> None:
+    """The run's note, unless someone wrote one already. The scheduler hands the listener a run
+    bound to its own session (the note is committed with the state change, no second writer on a
+    row it has locked); a detached run (e.g. `airflow dags test`) is updated in a session of ours."""
+    from sqlalchemy import inspect as sa_inspect
+    try:
+        state = sa_inspect(dag_run)
+    except Exception:            # not a mapped DagRun (tests hand a plain object)
+        state = None
+    if state is None or state.session is not None:
+        if not dag_run.note:
+            dag_run.note = note
+        return
+    from sqlalchemy import select
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    with create_session() as session:
+        run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == dag_run.run_id))
+        if run is not None and not run.note:
+            run.note = note
+
+
 class FailureNote:
     """Listener: a failed allocation_round run gets a note saying why (scheduler side)."""
 
@@ -160,11 +183,11 @@ class FailureNote:
             vc = _common()
             try:
                 folder = vc.run_dir(vc.resolve_round((dag_run.conf or {}).get("round", "")), dag_run.run_id)
-                note = view.failure_note(folder)
+                note = view.failure_note(folder, NO_REASON)
             except ValueError as exc:   # the round folder itself is missing or outside the rounds root
                 note = view.failure_note(None, str(exc))
-            if note and not dag_run.note:
-                dag_run.note = note
+            if note:
+                _set_note(dag_run, note)
         except Exception as exc:   # a note is a courtesy: never break the scheduler
             log.warning("no failure note for %s (%s: %s)", getattr(dag_run, "run_id", "?"), type(exc).__name__, exc)
 

@@ -133,3 +133,24 @@ def test_airflow_loads_the_app_the_view_and_the_listener(airflow_env):
     assert "/voucher" in json.dumps(ours["fastapi_apps"])
     assert "voucher-rounds" in json.dumps(ours["external_views"])
     assert "FailureNote" in json.dumps(ours["listeners"])
+
+
+def test_the_listener_notes_a_run_handed_over_detached_in_the_database(plugin):
+    """`airflow dags test` hands the listener a run no session holds: the note goes in by a session
+    of the listener's own (the scheduler's runs are attached: the note is set on them directly)."""
+    import pendulum
+    from sqlalchemy import select
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+
+    with create_session() as session:
+        run = DagRun(dag_id="allocation_round", run_id="manual__detached", run_type=DagRunType.MANUAL,
+                     conf={"round": "nowhere"}, state=DagRunState.FAILED, run_after=pendulum.now("UTC"))
+        session.add(run)
+    plugin.FailureNote().on_dag_run_failed(dag_run=run, msg="task_failure")
+    with create_session() as session:
+        stored = session.scalar(select(DagRun).where(DagRun.run_id == "manual__detached"))
+        assert stored.note.startswith("FAILED: round folder") and "nowhere does not exist" in stored.note
