@@ -198,6 +198,24 @@ def failure_note(run_dir: Path | None, fallback: str | None = None) -> str | Non
     return f"FAILED: {text}"
 
 
+def outcome_note(run_dir: Path) -> str | None:
+    """The note of a run that ended green without publishing: the approval was rejected or
+    nobody answered in time (None: approved, or no approval asked)."""
+    path = Path(run_dir) / files.APPROVAL_RECORD
+    if not path.is_file():
+        return None
+    record = files.read_json(path)
+    if record.get("timed_out"):
+        return "NOT PUBLISHED: nobody answered the approval in time (the default is Reject); nothing was published."
+    if record.get("chosen_options") == [APPROVE]:
+        return None
+    who = (record.get("responded_by") or {})
+    by = who.get("name") or who.get("id") or "someone"
+    answer = ", ".join(record.get("chosen_options") or []) or "no option"
+    return terminal(f"NOT PUBLISHED: the approval was answered {answer} by {by} at "
+                    f"{record.get('responded_at') or '?'}; nothing was published.")
+
+
 def record_failure(run_dir: Path, task_id: str, error: BaseException | str) -> None:
     """Written by a failed task (its callback): which task, and its message in words."""
     message = str(error) if isinstance(error, str) else f"{type(error).__name__}: {error}"

@@ -15,7 +15,8 @@ Wiring only; the pages and their words are allocation.rounds.view.
       states, totals, failure reasons, what-if totals and the aggregate report only.
 * A listener (runs in the scheduler, which owns the run): when a run of allocation_round fails,
   its DAG run note says why in plain words (the run folder's validation_error.txt or failure.txt,
-  never a stack frame). A task cannot set its own run's note in Airflow 3.3 (the Task SDK's
+  never a stack frame); when a run ends green but published nothing (the approval was rejected
+  or not answered in time), its note says so. A task cannot set its own run's note in Airflow 3.3 (the Task SDK's
   Execution API only sets a note on a run it triggers), hence the listener.
 Loaded through AIRFLOW__CORE__PLUGINS_FOLDER=deploy/plugins (./run ui, deploy/stack.sh, helm).
 """
@@ -190,6 +191,22 @@ class FailureNote:
                 _set_note(dag_run, note)
         except Exception as exc:   # a note is a courtesy: never break the scheduler
             log.warning("no failure note for %s (%s: %s)", getattr(dag_run, "run_id", "?"), type(exc).__name__, exc)
+
+
+    @hookimpl
+    def on_dag_run_success(self, dag_run, msg: str):
+        """A green run that published nothing (Reject, or no answer in time) says so in its note."""
+        if getattr(dag_run, "dag_id", None) != DAG_ID:
+            return
+        try:
+            from allocation.rounds import view
+            vc = _common()
+            note = view.outcome_note(vc.run_dir(vc.resolve_round((dag_run.conf or {}).get("round", "")),
+                                                dag_run.run_id))
+            if note:
+                _set_note(dag_run, note)
+        except Exception as exc:
+            log.warning("no outcome note for %s (%s: %s)", getattr(dag_run, "run_id", "?"), type(exc).__name__, exc)
 
 
 class VoucherRoundsPlugin(AirflowPlugin):

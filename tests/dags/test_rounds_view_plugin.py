@@ -154,3 +154,16 @@ def test_the_listener_notes_a_run_handed_over_detached_in_the_database(plugin):
     with create_session() as session:
         stored = session.scalar(select(DagRun).where(DagRun.run_id == "manual__detached"))
         assert stored.note.startswith("FAILED: round folder") and "nowhere does not exist" in stored.note
+
+
+def test_a_green_run_that_published_nothing_says_so(plugin, vc):
+    folder = files.private_dir(vc.run_dir(vc.resolve_round("sample"), "manual__rejected"))
+    files.write_json(folder / files.APPROVAL_RECORD, {"chosen_options": ["Reject"], "timed_out": False,
+                                                      "responded_by": {"id": "approver", "name": "approver"},
+                                                      "responded_at": "2026-03-02T10:00:00+00:00"})
+    run = SimpleNamespace(dag_id="allocation_round", run_id="manual__rejected", conf={"round": "sample"}, note=None)
+    plugin.FailureNote().on_dag_run_success(dag_run=run, msg="success")
+    assert run.note.startswith("NOT PUBLISHED: the approval was answered Reject by approver")
+    approved = SimpleNamespace(dag_id="allocation_round", run_id="manual__approved", conf={"round": "sample"}, note=None)
+    plugin.FailureNote().on_dag_run_success(dag_run=approved, msg="success")
+    assert approved.note is None

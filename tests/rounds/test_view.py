@@ -118,3 +118,17 @@ def test_what_if_totals_appear_side_by_side(runs_root, sample_round_dir):
     html = page(runs_root, False)
     assert 'id="whatif"' in html and "budget=+10%" in html
     assert f"{rows[1]['funded']:,}" in html
+
+
+def test_a_rejected_or_unanswered_approval_is_noted_as_not_published(tmp_path):
+    run = files.private_dir(tmp_path / "run")
+    assert view.outcome_note(run) is None                         # no approval asked (e.g. a dry run)
+    record = {"chosen_options": ["Reject"], "responded_by": {"id": "u2", "name": "Kim"},
+              "responded_at": "2026-03-02T10:00:00+00:00", "timed_out": False}
+    files.write_json(run / files.APPROVAL_RECORD, record)
+    assert view.outcome_note(run) == ("NOT PUBLISHED: the approval was answered Reject by Kim at "
+                                      "2026-03-02T10:00:00+00:00; nothing was published.")
+    files.write_json(run / files.APPROVAL_RECORD, {**record, "chosen_options": ["Reject"], "timed_out": True})
+    assert "nobody answered the approval in time" in view.outcome_note(run)
+    files.write_json(run / files.APPROVAL_RECORD, {**record, "chosen_options": ["Approve"]})
+    assert view.outcome_note(run) is None
