@@ -102,6 +102,9 @@ def _prefix(request: Request) -> tuple[str, str]:
 # --- The app -------------------------------------------------------------------------------
 
 app = FastAPI(title="Voucher rounds", docs_url=None, redoc_url=None, openapi_url=None)
+# officers' data: never cached, framed only by the Airflow UI itself
+HEADERS = {"Cache-Control": "no-store", "Content-Security-Policy": "frame-ancestors 'self'",
+           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -112,7 +115,7 @@ def index(request: Request, who: Access = Depends(access)) -> HTMLResponse:
     return HTMLResponse(view.render_index(runs_root=vc.runs_root(), publish_root=vc.publish_root(),
                                           airflow_runs=_airflow_runs(), user=who.name,
                                           applicant_data=who.applicant_data, prefix=prefix, ui_base=ui),
-                        headers={"Cache-Control": "no-store"})
+                        headers=HEADERS)
 
 
 def _run_dir(round_key: str, run_name: str) -> Path:
@@ -134,7 +137,7 @@ def run_page(request: Request, round_key: str, run_name: str, who: Access = Depe
     html = view.render_run(folder, round_key=round_key, airflow=_airflow_runs().get(run_name), user=who.name,
                            applicant_data=who.applicant_data, prefix=prefix, ui_base=ui,
                            status=status, search=q, page=page, size=size)
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(html, headers=HEADERS)
 
 
 @app.get("/runs/{round_key}/{run_name}/report", response_class=HTMLResponse)
@@ -145,7 +148,7 @@ def run_report(round_key: str, run_name: str, who: Access = Depends(access)) -> 
     folder = _run_dir(round_key, run_name)
     if not files.is_run_folder(folder):
         raise HTTPException(status_code=404, detail="This run has no result yet")
-    return HTMLResponse(render_report(folder), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(render_report(folder), headers=HEADERS)
 
 
 # --- The failure note ----------------------------------------------------------------------

@@ -95,6 +95,8 @@ def test_an_officer_sees_the_preview_through_the_ui_cookie(client, run_folder, r
                       cookies={"_token": token(role, "officer")})
     assert page.status_code == 200 and 'id="preview"' in page.text
     assert f"<tr><td>{wanted}</td>" in page.text and page.text.count("<tr><td>R1-") == 1
+    assert page.headers["cache-control"] == "no-store" and "frame-ancestors 'self'" in page.headers[
+        "content-security-policy"]
     report = client.get(f"/voucher/runs/sample/{RUN}/report", cookies={"_token": token(role)})
     assert report.status_code == 200 and "<html" in report.text
 
