@@ -264,3 +264,24 @@ def test_database_and_broker_use_generated_passwords(stack):
     assert redis.Redis(host="127.0.0.1", port=6379, username="voucher", password=secrets["redis_password"]).ping()
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis(host="127.0.0.1", port=6379, username="voucher", password="wrong").ping()
+
+
+def test_voucher_rounds_view_follows_the_fab_roles(stack, reference):
+    """The plugin view on the production stack (FAB auth manager, deploy/roles.json): anonymous
+    refused; the FAB Viewer sees the run's totals but no applicant; officer, approver, operator
+    and Admin (DAGs can_edit) see the per-applicant preview."""
+    out, _ = reference
+    runs_root = Path(stack["env"].get("VOUCHER_RUNS_ROOT") or stack["home"] / "runs")   # as deploy/stack.sh
+    run = runs_root / "sample" / "manual__view"
+    shutil.copytree(out, run, dirs_exist_ok=True)
+    base = stack["api"].base
+    page = f"{base}/voucher/runs/sample/manual__view"
+    assert requests.get(page, timeout=30).status_code == 401
+    users = json.loads((stack["home"] / "passwords.json.generated").read_text())
+    first_id = pl.read_parquet(run / "outcomes.parquet")["application_id"][0]
+    for user, sees_applicants in (("viewer", False), ("officer", True), ("approver", True),
+                                  ("operator", True), ("admin", True)):
+        body = Api(base, user, users[user]).session.get(page, timeout=60)
+        assert body.status_code == 200, (user, body.status_code)
+        assert ('id="preview"' in body.text, first_id in body.text) == (sees_applicants, sees_applicants), user
+        assert "Totals" in body.text
