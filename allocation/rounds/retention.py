@@ -352,7 +352,7 @@ def purge(plan: PurgePlan, publish_root: Path, *, actor: dict | None = None,
                  "removed": {"run_folders": len(plan.run_folders), "lookup_files": summary["lookup_files"],
                              "round_folder_files": sum(len(f) for f in plan.round_folders.values()),
                              "bytes": summary["bytes"]},
-                 **audit.public_actor(who)}
+                 **audit.public_actor({k: v for k, v in who.items() if k != "approved_by"})}   # nobody approves a purge
         detail = audit.officer_detail(
             who, run_folders=[str(p.resolve()) for p in plan.run_folders],
             round_folders={str(f.resolve()): [p.name for p in found] for f, found in plan.round_folders.items()},
