@@ -81,6 +81,13 @@ def test_published_round_verifies_with_its_public_key(published):
     assert entry["prev_hash"] == audit.GENESIS
 
 
+def test_a_copy_of_the_served_round_folder_alone_verifies(published, tmp_path):
+    mirror = tmp_path / "mirror" / ROUND_ID
+    shutil.copytree(published, mirror)          # what a downloader of PUBLISH_ROOT/<round>/ has
+    result = verify_round(mirror)
+    assert result["ok"] and result["audit_lines"] == 1, result["problems"]
+
+
 def test_openssl_alone_verifies_the_signature(published):
     openssl = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey",
                               published / files.SIGNING_KEY_PUB, "-rawin", "-in",
