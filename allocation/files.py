@@ -16,13 +16,24 @@ RUN FOLDER (``voucher allocate --out OUT``, one DAG run's ``RUNS_ROOT/<round>/<r
   lifecycle.json, lifecycle_public.json, changes.csv/.parquet, lifecycle_report.md,
   previous_outcomes.parquet                       refills and appeals only
 
-PUBLISH ROOT (``voucher publish --publish-root ROOT``)::
+PUBLISH ROOT (``voucher publish --publish-root ROOT``; everything in it may be served)::
 
   index.json                       every round and its latest version
-  <round_id>.audit.jsonl           the round's audit trail
   .<round_id>.publish.lock         one publisher per round at a time
+  <round_id>/audit.jsonl           the round's public audit trail: roles, never account names or paths
   <round_id>/signing_key.pub       public key of the round's manifest signatures
   <round_id>/v<N>/                 one immutable version (manifest.json signed by manifest.sig)
+  <round_id>.audit.jsonl           legacy: the trail of a round first published before the split
+                                   (account names and run-folder paths; never served)
+
+OFFICERS' AUDIT ROOT (``<publish root>.officers/`` next to the publish root, 0700; never served)::
+
+  <round_id>.audit.jsonl           the full detail of every public audit line (account names, run
+                                   folder, Airflow run id, purged paths), each bound to its public line
+
+ROUND FOLDER after a purge (``voucher purge … --round-folder``)::
+
+  round.toml, capacity.*, PURGED.txt   the applicant-data tables are gone; the note says what and when
 
 ROUND FOLDER (the officers' input; the input tables are named in ``allocation.schema``)::
 
@@ -88,9 +99,14 @@ PANEL_RELEASE = "release.json"             # written when the approved work list
 REASSIGN_CSV = "reassign.csv"
 WEAK_CODES_CSV = "weak_receipt_codes.csv"   # intake: applicants whose code is below the lookup floor
 
+# --- round folder: after its personal data was purged (allocation.rounds.retention) ------
+PURGED_NOTE = "PURGED.txt"        # what was removed and when; `voucher validate` quotes it
+
 # --- publish root -------------------------------------------------------------------------
 INDEX = "index.json"
-AUDIT_SUFFIX = ".audit.jsonl"
+AUDIT_TRAIL = "audit.jsonl"       # PUBLISH_ROOT/<round_id>/audit.jsonl: the public trail (roles only)
+AUDIT_SUFFIX = ".audit.jsonl"     # legacy PUBLISH_ROOT/<round_id>.audit.jsonl; officers' <round_id>.audit.jsonl
+OFFICER_ROOT_SUFFIX = ".officers"   # <publish root>.officers/: the officers' audit trails (0700, never served)
 PUBLISH_LOCK = ".{round_id}.publish.lock"
 SIGNING_KEY_PUB = "signing_key.pub"   # PUBLISH_ROOT/<round_id>/signing_key.pub: the key that signs its versions
 
@@ -131,6 +147,13 @@ def inside(root: Path, *parts: str) -> Path:
     if path == root or not path.is_relative_to(root):
         raise RoundError(f"{path} is outside {root}; nothing was written")
     return path
+
+
+def officer_root(publish_root: Path) -> Path:
+    """Where the officers' audit trails of a publish root live: next to it (never inside the
+    served folder), ``<publish root>.officers/``."""
+    root = Path(publish_root).resolve()
+    return root.parent / f"{root.name}{OFFICER_ROOT_SUFFIX}"
 
 
 def is_lookup_file(rel: str) -> bool:

@@ -17,6 +17,7 @@ from allocation import files
 from allocation.errors import RoundError
 from allocation.publish import labels
 from allocation.publish.version import result_fingerprint
+from allocation.rounds.panel import panel_fingerprint
 
 APPROVE = "Approve"
 
@@ -193,6 +194,15 @@ def lifecycle_markdown(report: dict, out_dir: Path) -> str:
 
 # --- Binding an approval to one result --------------------------------------------------
 
+def fingerprint(out_dir: Path) -> str:
+    """The fingerprint an approval binds: a review-panel folder's (assignments, work lists,
+    report) or an allocation run's (inputs, outcomes, awards, solution)."""
+    out_dir = Path(out_dir)
+    if (out_dir / files.PANEL_REPORT).is_file() and not (out_dir / files.SOLUTION).is_file():
+        return panel_fingerprint(out_dir)
+    return result_fingerprint(out_dir)
+
+
 def with_fingerprint(text: str, fingerprint: str) -> str:
     """The approval text, led by the fingerprint of the result it approves."""
     return f"**Result fingerprint (sha256):** `{fingerprint}`\n\n{text}"
@@ -200,7 +210,7 @@ def with_fingerprint(text: str, fingerprint: str) -> str:
 
 def record_request(out_dir: Path, *, ti_id: str, triggered_by: str | None) -> dict:
     """Written by the approve step when it asks: which result (fingerprint) it showed."""
-    request = {"ti_id": str(ti_id), "fingerprint": result_fingerprint(out_dir),
+    request = {"ti_id": str(ti_id), "fingerprint": fingerprint(out_dir),
                "triggered_by": triggered_by,
                "requested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     files.write_json(Path(out_dir) / files.APPROVAL_REQUEST, request)
@@ -226,31 +236,33 @@ def _who(user: dict | None) -> set[str]:
 
 
 def approved_actor(out_dir: Path, *, triggered_by: str | None, allow_self_approval: bool = False,
-                   dag_id: str | None = None, run_id: str | None = None) -> dict:
-    """The audit actor of an approved result, or RoundError saying why nothing may be published."""
+                   dag_id: str | None = None, run_id: str | None = None,
+                   refusal: str = "NOT PUBLISHED") -> dict:
+    """The audit actor of an approved result, or RoundError saying why nothing may be published
+    (refusal: how the message starts, e.g. "NOT RELEASED" for review work lists)."""
     out_dir = Path(out_dir)
     if not (out_dir / files.APPROVAL_REQUEST).is_file():
-        raise RoundError("NOT PUBLISHED: no approval was ever requested for this result (the approve "
+        raise RoundError(f"{refusal}: no approval was ever requested for this result (the approve "
                          "step did not run — was it marked success by hand?)")
     if not (out_dir / files.APPROVAL_RECORD).is_file():
-        raise RoundError("NOT PUBLISHED: no recorded response to the approval request (the approve step "
+        raise RoundError(f"{refusal}: no recorded response to the approval request (the approve step "
                          "was marked success by hand, or is still waiting); a marked task approves nothing")
     record = files.read_json(out_dir / files.APPROVAL_RECORD)
     if record.get("chosen_options") != [APPROVE] or record.get("timed_out"):
-        raise RoundError(f"NOT PUBLISHED: the recorded response is {record.get('chosen_options')}"
+        raise RoundError(f"{refusal}: the recorded response is {record.get('chosen_options')}"
                          f"{' (timed out)' if record.get('timed_out') else ''}, not {APPROVE}")
     approver = record.get("responded_by")
     if not _who(approver):
-        raise RoundError("NOT PUBLISHED: the recorded approval names nobody")
-    now = result_fingerprint(out_dir)
+        raise RoundError(f"{refusal}: the recorded approval names nobody")
+    now = fingerprint(out_dir)
     if now != record.get("fingerprint"):
-        raise RoundError(f"NOT PUBLISHED: the result changed after it was approved (approved fingerprint "
+        raise RoundError(f"{refusal}: the result changed after it was approved (approved fingerprint "
                          f"{str(record.get('fingerprint'))[:16]}…, now {now[:16]}…); run the approval again")
     triggered = triggered_by or record.get("triggered_by")
     four_eyes = "approver differs from the triggering user"
     if triggered and triggered in _who(approver):
         if not allow_self_approval:
-            raise RoundError(f"NOT PUBLISHED: {triggered} triggered this run and approved it; a second "
+            raise RoundError(f"{refusal}: {triggered} triggered this run and approved it; a second "
                              f"person must approve (four eyes). A one-person office may allow it "
                              f"explicitly (VOUCHER_ALLOW_SELF_APPROVAL=1).")
         four_eyes = "WAIVED: self-approved (one-person office allowed by VOUCHER_ALLOW_SELF_APPROVAL)"

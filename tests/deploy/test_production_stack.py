@@ -231,9 +231,11 @@ def test_named_roles_least_privilege_through_the_api(stack):
                                      on_waiting=attacks)
     assert refused and all(code in (401, 403) for code in refused.values()), refused
     assert state == "success", {k: v["state"] for k, v in tis.items()}
-    entry = json.loads((home / "published" / "2026-R1.audit.jsonl").read_text().splitlines()[-1])
-    assert entry["triggered_by"] == "officer" and entry["approved_by"] == "approver (Approve)", entry
+    entry = json.loads((home / "published" / "2026-R1" / "audit.jsonl").read_text().splitlines()[-1])
+    assert entry["roles"] == {"triggered": "officer", "approved": "approver"}, entry   # public: roles only
     assert entry["four_eyes"] == "approver differs from the triggering user"
+    detail = json.loads((home / "published.officers" / "2026-R1.audit.jsonl").read_text().splitlines()[-1])
+    assert detail["triggered_by"] == "officer" and detail["approved_by"] == "approver (Approve)", detail
     # approvers approve; they do not trigger runs
     assert approver.status("POST", f"/dags/{DAG_ID}/dagRuns",
                            json={"logical_date": None, "conf": {"round": "sample"}}) == 403

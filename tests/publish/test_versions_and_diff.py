@@ -54,7 +54,7 @@ def test_killed_publisher_leaves_no_visible_version(solved, tmp_path, where):
     assert any(p.name.startswith(".v1-") for p in round_root.iterdir())   # the dead one's leftovers
     info = publish(solved, root)
     assert info["version"] == 1 and info["created"]
-    assert sorted(p.name for p in round_root.iterdir()) == ["signing_key.pub", "v1"]   # leftovers cleaned
+    assert sorted(p.name for p in round_root.iterdir()) == ["audit.jsonl", "signing_key.pub", "v1"]   # leftovers cleaned
     assert verify(Path(info["path"])) == []
 
 
