@@ -61,6 +61,11 @@ PREVIOUS_OUTCOMES = "previous_outcomes.parquet"
 APPROVAL_TEXT = "approval.md"              # what the approver reads (DAG runs), fingerprint first
 APPROVAL_REQUEST = "approval_request.json"  # the approve task's request: its task instance, the fingerprint shown
 APPROVAL_RECORD = "approval.json"           # the response Airflow recorded for that request (Approve/Reject, who, when)
+# what the last publication from this folder sealed, per lookup file (master, name, digest of the
+# record, sha256 of the file): a republish re-seals only the records whose digest changed.
+# Officers only (it holds the masters); never in the publish root.
+LOOKUP_STATE = "lookup_state.parquet"
+LOOKUP_STATE_META = "lookup_state.json"    # which published listing (r.sha256) the state describes
 
 # --- run folder: intake/ ----------------------------------------------------------------
 INTAKE_TABLES = ("applications", "requests", "reviews", "capacity")   # <stem>.parquet

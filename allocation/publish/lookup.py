@@ -38,12 +38,14 @@ Sealing runs in worker processes that write their files straight to disk; the sh
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import hmac
 import json
 import math
 import multiprocessing
 import os
+import shutil
 import sys
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -352,25 +354,47 @@ def lookup_rows(out_dir: Path) -> tuple[pl.DataFrame, dict, bool, bytes]:
     return keep.drop("n", "dup_only", "first"), counts, awards.is_empty(), round_salt
 
 
+def _write_file(path: str, blob: bytes, stamp: float) -> None:
+    # O_EXCL: a name collision (2^-256) is an error, never an overwrite
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, blob)
+        os.utime(fd, (stamp, stamp))
+    finally:
+        os.close(fd)
+
+
 def _seal_chunk(chunk: pl.DataFrame, folder: str, version_salt: bytes, round_id: str,
                 round_name: str, min_score: float | None, nobody_funded: bool,
                 stamp: float) -> bytes:
-    """Seal and write one chunk of rows (a worker process); its r.sha256 lines (unsorted)."""
+    """Seal and write one chunk of rows (a worker process); per row, in order, the 32-byte file
+    name and the 32-byte sha256 of the file."""
     out = []
     for row in chunk.iter_rows(named=True):
         plaintext = cap_record(_record(row, round_id, round_name, min_score, nobody_funded))
         name, key = file_keys(row[receipt.MASTER_COLUMN], version_salt)
         blob = seal(name, key, plaintext.ljust(PLAINTEXT_SIZE, b" "))
-        # O_EXCL: a name collision (2^-256) is an error, never an overwrite
-        fd = os.open(os.path.join(folder, name[:SHARD], name + ".json"),
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        _write_file(os.path.join(folder, name[:SHARD], name + ".json"), blob, stamp)
+        out.append(bytes.fromhex(name) + hashlib.sha256(blob).digest())
+    return b"".join(out)
+
+
+def _link_chunk(names: list[bytes], previous: str, folder: str) -> list[int]:
+    """Reuse the previous version's files of unchanged records (a worker process): a hard link,
+    or a copy across file systems. Returns the positions whose file is missing (sealed again)."""
+    missing = []
+    for k, raw in enumerate(names):
+        name = raw.hex()
+        rel = os.path.join(name[:SHARD], name + ".json")
         try:
-            os.write(fd, blob)
-            os.utime(fd, (stamp, stamp))
-        finally:
-            os.close(fd)
-        out.append(f"{hashlib.sha256(blob).hexdigest()}  {files.LOOKUP_DIR}/{name[:SHARD]}/{name}.json\n")
-    return "".join(out).encode("ascii")
+            os.link(os.path.join(previous, rel), os.path.join(folder, rel))
+        except FileNotFoundError:
+            missing.append(k)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            shutil.copy2(os.path.join(previous, rel), os.path.join(folder, rel))
+    return missing
 
 
 def _chunks(frame: pl.DataFrame, size: int):
@@ -378,19 +402,15 @@ def _chunks(frame: pl.DataFrame, size: int):
         yield frame.slice(start, size)
 
 
-def _write_listing(blobs: list[bytes], path: Path) -> None:
-    """r.sha256 sorted by file name, one shard (first hex digits) at a time: little memory."""
-    offset = 64 + 2 + len(files.LOOKUP_DIR) + 1          # "<sha256>  r/" before the shard prefix
-    shards: dict[bytes, list[bytes]] = {}
-    for blob in blobs:
-        for line in blob.splitlines(keepends=True):
-            shards.setdefault(line[offset:offset + SHARD], []).append(line)
-    blobs.clear()
+def _write_listing(state: pl.DataFrame, path: Path) -> None:
+    """r.sha256 (sha256sum format) sorted by file name, from the state's name and sha256."""
+    ordered = state.select("name", "sha256").sort("name")
     with open(path, "wb") as handle:
-        for shard in sorted(shards):
-            lines = shards.pop(shard)
-            lines.sort(key=lambda line: line[offset:])
-            handle.writelines(lines)
+        for part in _chunks(ordered, 100_000):
+            name = pl.col("name").bin.encode("hex")
+            part.select(pl.concat_str(pl.col("sha256").bin.encode("hex"), pl.lit(f"  {files.LOOKUP_DIR}/"),
+                                      name.str.slice(0, SHARD), pl.lit("/"), name, pl.lit(".json"))) \
+                .write_csv(handle, include_header=False, quote_style="never")
 
 
 def default_workers() -> int:
@@ -398,39 +418,179 @@ def default_workers() -> int:
                       else (os.cpu_count() or 1)))
 
 
+# --- Republishing: what did not change is not sealed again -----------------------------
+
+_DIGEST_SEEDS = (0x766F7563, 0x6C6F6F6B)   # two 64-bit row hashes: a 128-bit record digest
+_NOT_DIGESTED = (receipt.MASTER_COLUMN, receipt.MILLIBITS_COLUMN, receipt.ITERATIONS_COLUMN)
+_STATE_SCHEMA = {receipt.MASTER_COLUMN: pl.Binary, "d1": pl.UInt64, "d2": pl.UInt64,
+                 "name": pl.Binary, "sha256": pl.Binary}
+
+
+def _with_digests(rows: pl.DataFrame) -> pl.DataFrame:
+    """d1, d2: the row's record inputs hashed (polars row hash, two seeds)."""
+    cols = [c for c in rows.columns if c not in _NOT_DIGESTED]
+    return rows.with_columns(d1=pl.struct(cols).hash(_DIGEST_SEEDS[0]),
+                             d2=pl.struct(cols).hash(_DIGEST_SEEDS[1]))
+
+
+def record_context(params: LookupParams, round_name: str, min_score: float | None,
+                   nobody_funded: bool) -> str:
+    """What every record of a version depends on besides its row: the file salt, the round's
+    name and minimum score, whether it funds nobody, the code that builds and seals records
+    (this module and the schema) and the polars version (its row hash). Another context: every
+    file is sealed again."""
+    digest = hashlib.sha256()
+    for source in (Path(__file__), Path(schema.__file__)):
+        digest.update(hashlib.sha256(source.read_bytes()).digest())
+    digest.update(json.dumps([params.round_id, _b64(params.round_salt), _b64(params.version_salt),
+                              round_name, min_score, nobody_funded, PLAINTEXT_SIZE, pl.__version__,
+                              _DIGEST_SEEDS]).encode())
+    return digest.hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def carried_params(previous: Path | None, round_id: str, round_salt: bytes) -> LookupParams:
+    """The previous version's salt when it is a lookup of the same round (same masters), so
+    unchanged records keep their file name and key; otherwise a fresh one."""
+    path = Path(previous) / files.LOOKUP_JSON if previous is not None else None
+    if path is not None and path.is_file():
+        try:
+            old = LookupParams.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError):
+            old = None
+        if old is not None and old.round_id == round_id and old.round_salt == round_salt:
+            return old
+    return LookupParams.new(round_id, round_salt)
+
+
+def previous_state(previous: Path | None, state_dirs: list[Path], context: str) -> pl.DataFrame | None:
+    """The state of the previous version's lookup files from the first of state_dirs (run
+    folders) whose state describes exactly that version's r.sha256 in this context; else None."""
+    listing = Path(previous) / files.LOOKUP_LISTING if previous is not None else None
+    if listing is None or not listing.is_file() or not (Path(previous) / files.LOOKUP_DIR).is_dir():
+        return None
+    want = _sha256_file(listing)
+    for folder in state_dirs:
+        meta_path, state_path = Path(folder) / files.LOOKUP_STATE_META, Path(folder) / files.LOOKUP_STATE
+        if not (meta_path.is_file() and state_path.is_file()):
+            continue
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if meta.get("listing_sha256") == want and meta.get("context") == context:
+            return pl.read_parquet(state_path)
+    return None
+
+
+def _split(rows: pl.DataFrame, state: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows to seal, unchanged rows with the name and sha256 of their previous file)."""
+    if state is None:
+        return rows, rows.clear().with_columns(name=pl.lit(None, pl.Binary), sha256=pl.lit(None, pl.Binary))
+    joined = rows.join(state.rename({"d1": "old_d1", "d2": "old_d2"}), on=receipt.MASTER_COLUMN,
+                       how="left", maintain_order="left")
+    same = ((pl.col("old_d1") == pl.col("d1")) & (pl.col("old_d2") == pl.col("d2"))).fill_null(False)
+    unchanged = joined.filter(same).select(*rows.columns, "name", "sha256")
+    reseal = joined.filter(~same).select(rows.columns)
+    return reseal, unchanged
+
+
+def _sealed_state(chunk: pl.DataFrame, pairs: bytes) -> pl.DataFrame:
+    """The state rows of a sealed chunk from its worker's (name, sha256) pairs."""
+    return chunk.select(receipt.MASTER_COLUMN, "d1", "d2").with_columns(
+        name=pl.Series([pairs[i:i + 32] for i in range(0, len(pairs), 64)], dtype=pl.Binary),
+        sha256=pl.Series([pairs[i + 32:i + 64] for i in range(0, len(pairs), 64)], dtype=pl.Binary))
+
+
 def write_lookup_files(out_dir: Path, target: Path, round_id: str, *, round_name: str = "",
                        min_score: float | None = None, workers: int | None = None,
-                       stamp: float | None = None) -> dict:
+                       stamp: float | None = None, previous: Path | None = None,
+                       state_dirs: list[Path] | None = None) -> dict:
     """Write lookup.json, r/<name>.json and r.sha256 into target; returns counts for the manifest.
 
     Files are sealed by `workers` processes (default: the usable cores, at most 8), each writing
-    its files to disk at once; only (name, sha256) pairs come back to this process."""
-    rows, counts, nobody_funded, round_salt = lookup_rows(Path(out_dir))
-    params = LookupParams.new(round_id, round_salt)
+    its files to disk at once; only (name, sha256) pairs come back to this process.
+
+    previous: the round's latest published version. Its salt is carried over, and when one of
+    state_dirs (default: out_dir) holds the state of exactly that version, the records whose
+    digest did not change keep their file (hard-linked, or copied across file systems) and
+    their r.sha256 line; only changed and new records are sealed, removed ones are left out.
+    The state of this version goes to out_dir (files.LOOKUP_STATE, officers only)."""
+    out_dir = Path(out_dir)
+    rows, counts, nobody_funded, round_salt = lookup_rows(out_dir)
+    params = carried_params(previous, round_id, round_salt)
+    context = record_context(params, round_name, min_score, nobody_funded)
+    rows = _with_digests(rows)
+    state = previous_state(previous, state_dirs if state_dirs is not None else [out_dir], context)
+    reseal, unchanged = _split(rows, state)
+    del rows, state
     results = Path(target) / files.LOOKUP_DIR
     results.mkdir()
     for k in range(16 ** SHARD):      # r/<first two hex digits>/: no directory of a million entries
         (results / f"{k:0{SHARD}x}").mkdir()
     stamp = stamp if stamp is not None else 0.0
     args = (str(results), params.version_salt, round_id, round_name, min_score, nobody_funded, stamp)
+    link_args = (str(Path(previous) / files.LOOKUP_DIR) if previous is not None else "", str(results))
     workers = workers or default_workers()
-    listing: list[bytes] = []     # ~130 bytes per file, as a few large blobs
-    if workers == 1 or rows.height < SERIAL_BELOW:
-        listing = [_seal_chunk(rows, *args)]
+    parts: list[pl.DataFrame] = []
+    sealed = 0
+
+    def linked(chunk: pl.DataFrame, missing: list[int]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(state rows of the linked files, rows whose previous file is missing: sealed again)."""
+        gone = pl.int_range(pl.len()).is_in(missing)
+        return chunk.filter(~gone).select(*_STATE_SCHEMA), chunk.filter(gone).select(reseal.columns)
+
+    if workers == 1 or reseal.height + unchanged.height < SERIAL_BELOW:
+        kept, again = linked(unchanged, _link_chunk(unchanged["name"].to_list(), *link_args))
+        reseal = pl.concat([reseal, again])
+        parts = [kept, _sealed_state(reseal, _seal_chunk(reseal, *args))]
+        sealed = reseal.height
     else:
         ctx = multiprocessing.get_context("spawn")   # no fork of a threaded (polars) process
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             pending: deque = deque()
-            for chunk in _chunks(rows, CHUNK_ROWS):
-                pending.append(pool.submit(_seal_chunk, chunk, *args))
-                while len(pending) >= 2 * workers:
-                    listing.append(pending.popleft().result())
-            while pending:
-                listing.append(pending.popleft().result())
-    del rows
-    _write_listing(listing, Path(target) / files.LOOKUP_LISTING)
+
+            def submit_seal(chunk: pl.DataFrame) -> None:
+                nonlocal sealed
+                sealed += chunk.height
+                pending.append((True, chunk, pool.submit(_seal_chunk, chunk, *args)))
+
+            def drain(limit: int) -> None:
+                while len(pending) > limit:
+                    is_seal, chunk, future = pending.popleft()
+                    if is_seal:
+                        parts.append(_sealed_state(chunk, future.result()))
+                        continue
+                    kept, again = linked(chunk, future.result())
+                    parts.append(kept)
+                    if again.height:
+                        submit_seal(again)
+
+            for chunk in _chunks(unchanged, 5 * CHUNK_ROWS):
+                pending.append((False, chunk, pool.submit(_link_chunk, chunk["name"].to_list(), *link_args)))
+                drain(2 * workers)
+            for chunk in _chunks(reseal, CHUNK_ROWS):
+                submit_seal(chunk)
+                drain(2 * workers)
+            drain(0)
+    del reseal, unchanged
+    new_state = pl.concat(parts) if parts else pl.DataFrame(schema=_STATE_SCHEMA)
+    parts.clear()
+    listing = Path(target) / files.LOOKUP_LISTING
+    _write_listing(new_state, listing)
     (Path(target) / files.LOOKUP_JSON).write_text(
         json.dumps(params.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    files.write_parquet(new_state, out_dir / files.LOOKUP_STATE)
+    files.write_json(out_dir / files.LOOKUP_STATE_META,
+                     {"listing_sha256": _sha256_file(listing), "context": context, "round_id": round_id,
+                      "files": new_state.height, "sealed": sealed, "reused": new_state.height - sealed})
     return {**counts, "plaintext_bytes": PLAINTEXT_SIZE, "listing": files.LOOKUP_LISTING,
             "floor_gpu_years": receipt.FLOOR_GPU_YEARS,
             "classes": {str(b): it for b, it in receipt.CLASSES}}
