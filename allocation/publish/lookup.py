@@ -509,20 +509,32 @@ def _sealed_state(chunk: pl.DataFrame, pairs: bytes) -> pl.DataFrame:
         sha256=pl.Series([pairs[i + 32:i + 64] for i in range(0, len(pairs), 64)], dtype=pl.Binary))
 
 
-def write_lookup_files(out_dir: Path, target: Path, round_id: str, *, round_name: str = "",
-                       min_score: float | None = None, workers: int | None = None,
-                       stamp: float | None = None, previous: Path | None = None,
-                       state_dirs: list[Path] | None = None) -> dict:
-    """Write lookup.json, r/<name>.json and r.sha256 into target; returns counts for the manifest.
+# --- Three phases: prepare → seal chunk i (any process, any order) → finalize --------------
+# The rows to seal and the files to reuse go to the officers' run folder (files.LOOKUP_WORK,
+# 0700/0600), never to the version folder; a chunk reads only its own rows from there and writes
+# its result there. The local publisher runs the chunks in worker processes; the production DAG
+# runs them as mapped Airflow tasks (dags/voucher_publish.py).
 
-    Files are sealed by `workers` processes (default: the usable cores, at most 8), each writing
-    its files to disk at once; only (name, sha256) pairs come back to this process.
+PLAN = "plan.json"
+SEAL_ROWS = "seal.parquet"           # the rows to seal (new or changed records)
+LINK_ROWS = "link.parquet"           # the unchanged records: their previous name and sha256
+LINK_CHUNK_ROWS = 100_000
 
-    previous: the round's latest published version. Its salt is carried over, and when one of
-    state_dirs (default: out_dir) holds the state of exactly that version, the records whose
-    digest did not change keep their file (hard-linked, or copied across file systems) and
-    their r.sha256 line; only changed and new records are sealed, removed ones are left out.
-    The state of this version goes to out_dir (files.LOOKUP_STATE, officers only)."""
+
+def _work(out_dir: Path) -> Path:
+    return Path(out_dir) / files.LOOKUP_WORK
+
+
+def _done(out_dir: Path, index: int) -> Path:
+    return _work(out_dir) / f"done-{index:05d}.parquet"
+
+
+def prepare_lookup(out_dir: Path, target: Path, round_id: str, *, round_name: str = "",
+                   min_score: float | None = None, stamp: float | None = None,
+                   previous: Path | None = None, state_dirs: list[Path] | None = None,
+                   chunk_rows: int = CHUNK_ROWS) -> dict:
+    """Phase 1: decide what to seal and what to reuse; the r/ shard folders in target; the plan
+    (its chunks) in the run folder. Returns the plan."""
     out_dir = Path(out_dir)
     rows, counts, nobody_funded, round_salt = lookup_rows(out_dir)
     params = carried_params(previous, round_id, round_salt)
@@ -531,69 +543,144 @@ def write_lookup_files(out_dir: Path, target: Path, round_id: str, *, round_name
     state = previous_state(previous, state_dirs if state_dirs is not None else [out_dir], context)
     reseal, unchanged = _split(rows, state)
     del rows, state
+    unchanged = unchanged.select(*_STATE_SCHEMA)
+    work = _work(out_dir)
+    if work.exists():
+        shutil.rmtree(work)
+    files.private_dir(work)
+    files.write_parquet(reseal, work / SEAL_ROWS, row_group_size=chunk_rows)
+    files.write_parquet(unchanged, work / LINK_ROWS, row_group_size=LINK_CHUNK_ROWS)
     results = Path(target) / files.LOOKUP_DIR
     results.mkdir()
     for k in range(16 ** SHARD):      # r/<first two hex digits>/: no directory of a million entries
         (results / f"{k:0{SHARD}x}").mkdir()
-    stamp = stamp if stamp is not None else 0.0
-    args = (str(results), params.version_salt, round_id, round_name, min_score, nobody_funded, stamp)
-    link_args = (str(Path(previous) / files.LOOKUP_DIR) if previous is not None else "", str(results))
-    workers = workers or default_workers()
-    parts: list[pl.DataFrame] = []
-    sealed = 0
+    chunks = ([{"kind": "link", "offset": o, "rows": min(LINK_CHUNK_ROWS, unchanged.height - o)}
+               for o in range(0, unchanged.height, LINK_CHUNK_ROWS)]
+              + [{"kind": "seal", "offset": o, "rows": min(chunk_rows, reseal.height - o)}
+                 for o in range(0, reseal.height, chunk_rows)])
+    plan = {"round_id": round_id, "round_name": round_name, "min_score": min_score,
+            "nobody_funded": nobody_funded, "stamp": stamp if stamp is not None else 0.0,
+            "lookup": params.to_json(), "context": context, "target": str(target),
+            "previous": str(previous) if previous is not None else None,
+            "counts": counts, "chunks": chunks}
+    files.write_json(work / PLAN, plan)
+    return plan
 
-    def linked(chunk: pl.DataFrame, missing: list[int]) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(state rows of the linked files, rows whose previous file is missing: sealed again)."""
-        gone = pl.int_range(pl.len()).is_in(missing)
-        return chunk.filter(~gone).select(*_STATE_SCHEMA), chunk.filter(gone).select(reseal.columns)
 
-    if workers == 1 or reseal.height + unchanged.height < SERIAL_BELOW:
-        kept, again = linked(unchanged, _link_chunk(unchanged["name"].to_list(), *link_args))
-        reseal = pl.concat([reseal, again])
-        parts = [kept, _sealed_state(reseal, _seal_chunk(reseal, *args))]
-        sealed = reseal.height
+def read_plan(out_dir: Path) -> dict:
+    path = _work(out_dir) / PLAN
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no lookup plan (prepare_lookup did not run for this run folder)")
+    return files.read_json(path)
+
+
+def seal_lookup_chunk(out_dir: Path, index: int) -> int:
+    """Phase 2, chunk `index` of the plan: seal its rows or link its unchanged files into the
+    version folder; its result (state rows) to the run folder. Safe to run again after a crash
+    (its files are replaced). Returns the rows done."""
+    plan = read_plan(out_dir)
+    chunk = plan["chunks"][index]
+    work = _work(out_dir)
+    kind = chunk["kind"]
+    rows = pl.scan_parquet(work / (SEAL_ROWS if kind == "seal" else LINK_ROWS)) \
+        .slice(chunk["offset"], chunk["rows"]).collect()
+    params = LookupParams.from_json(plan["lookup"])
+    results = str(Path(plan["target"]) / files.LOOKUP_DIR)
+    started = work / f"started-{index:05d}"
+    if started.exists():               # an earlier attempt may have written some of its files
+        names = (rows["name"].to_list() if kind == "link" else
+                 [bytes.fromhex(file_keys(m, params.version_salt)[0]) for m in rows[receipt.MASTER_COLUMN]])
+        for raw in names:
+            name = raw.hex()
+            Path(results, name[:SHARD], name + ".json").unlink(missing_ok=True)
+    files.write_text(started, "")
+    if kind == "seal":
+        pairs = _seal_chunk(rows, results, params.version_salt, plan["round_id"], plan["round_name"],
+                            plan["min_score"], plan["nobody_funded"], plan["stamp"])
+        done = _sealed_state(rows, pairs).with_columns(missing=pl.lit(False))
     else:
-        ctx = multiprocessing.get_context("spawn")   # no fork of a threaded (polars) process
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            pending: deque = deque()
+        missing = _link_chunk(rows["name"].to_list(), str(Path(plan["previous"]) / files.LOOKUP_DIR), results)
+        done = rows.with_columns(missing=pl.int_range(pl.len()).is_in(missing))
+    files.write_parquet(done, _done(out_dir, index))
+    return rows.height
 
-            def submit_seal(chunk: pl.DataFrame) -> None:
-                nonlocal sealed
-                sealed += chunk.height
-                pending.append((True, chunk, pool.submit(_seal_chunk, chunk, *args)))
 
-            def drain(limit: int) -> None:
-                while len(pending) > limit:
-                    is_seal, chunk, future = pending.popleft()
-                    if is_seal:
-                        parts.append(_sealed_state(chunk, future.result()))
-                        continue
-                    kept, again = linked(chunk, future.result())
-                    parts.append(kept)
-                    if again.height:
-                        submit_seal(again)
-
-            for chunk in _chunks(unchanged, 5 * CHUNK_ROWS):
-                pending.append((False, chunk, pool.submit(_link_chunk, chunk["name"].to_list(), *link_args)))
-                drain(2 * workers)
-            for chunk in _chunks(reseal, CHUNK_ROWS):
-                submit_seal(chunk)
-                drain(2 * workers)
-            drain(0)
-    del reseal, unchanged
-    new_state = pl.concat(parts) if parts else pl.DataFrame(schema=_STATE_SCHEMA)
-    parts.clear()
-    listing = Path(target) / files.LOOKUP_LISTING
-    _write_listing(new_state, listing)
-    (Path(target) / files.LOOKUP_JSON).write_text(
+def finalize_lookup(out_dir: Path) -> dict:
+    """Phase 3: every chunk's result → r.sha256 and lookup.json in the version folder, this
+    version's state to the run folder (files.LOOKUP_STATE); the work folder removed. Unchanged
+    records whose previous file was missing are sealed here. Returns the counts for the manifest."""
+    out_dir = Path(out_dir)
+    plan = read_plan(out_dir)
+    absent = [k for k in range(len(plan["chunks"])) if not _done(out_dir, k).is_file()]
+    if absent:
+        raise RuntimeError(f"lookup chunks {absent[:5]} of {len(plan['chunks'])} were not sealed; "
+                           f"nothing was published")
+    done = (pl.concat([pl.read_parquet(_done(out_dir, k)) for k in range(len(plan["chunks"]))])
+            if plan["chunks"] else pl.DataFrame(schema={**_STATE_SCHEMA, "missing": pl.Boolean}))
+    sealed = sum(c["rows"] for c in plan["chunks"] if c["kind"] == "seal")
+    lost = done.filter("missing")
+    state = done.filter(~pl.col("missing")).drop("missing")
+    del done
+    target = Path(plan["target"])
+    params = LookupParams.from_json(plan["lookup"])
+    if lost.height:        # unchanged, but the previous file is gone: sealed again
+        rows = _with_digests(lookup_rows(out_dir)[0])
+        rows = rows.filter(pl.col(receipt.MASTER_COLUMN).is_in(lost[receipt.MASTER_COLUMN].implode()))
+        pairs = _seal_chunk(rows, str(target / files.LOOKUP_DIR), params.version_salt, plan["round_id"],
+                            plan["round_name"], plan["min_score"], plan["nobody_funded"], plan["stamp"])
+        state = pl.concat([state, _sealed_state(rows, pairs)])
+        sealed += rows.height
+    listing = target / files.LOOKUP_LISTING
+    _write_listing(state, listing)
+    (target / files.LOOKUP_JSON).write_text(
         json.dumps(params.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    files.write_parquet(new_state, out_dir / files.LOOKUP_STATE)
+    files.write_parquet(state, out_dir / files.LOOKUP_STATE)
     files.write_json(out_dir / files.LOOKUP_STATE_META,
-                     {"listing_sha256": _sha256_file(listing), "context": context, "round_id": round_id,
-                      "files": new_state.height, "sealed": sealed, "reused": new_state.height - sealed})
-    return {**counts, "plaintext_bytes": PLAINTEXT_SIZE, "listing": files.LOOKUP_LISTING,
+                     {"listing_sha256": _sha256_file(listing), "context": plan["context"],
+                      "round_id": plan["round_id"], "files": state.height, "sealed": sealed,
+                      "reused": state.height - sealed})
+    shutil.rmtree(_work(out_dir), ignore_errors=True)
+    return {**plan["counts"], "plaintext_bytes": PLAINTEXT_SIZE, "listing": files.LOOKUP_LISTING,
             "floor_gpu_years": receipt.FLOOR_GPU_YEARS,
             "classes": {str(b): it for b, it in receipt.CLASSES}}
+
+
+def write_lookup_files(out_dir: Path, target: Path, round_id: str, *, round_name: str = "",
+                       min_score: float | None = None, workers: int | None = None,
+                       stamp: float | None = None, previous: Path | None = None,
+                       state_dirs: list[Path] | None = None) -> dict:
+    """Write lookup.json, r/<name>.json and r.sha256 into target; returns counts for the manifest.
+
+    The three phases in one call: the chunks run in `workers` processes (default: the usable
+    cores, at most 8), each reading its rows from the run folder and writing its files to disk.
+
+    previous: the round's latest published version. Its salt is carried over, and when one of
+    state_dirs (default: out_dir) holds the state of exactly that version, the records whose
+    digest did not change keep their file (hard-linked, or copied across file systems) and
+    their r.sha256 line; only changed and new records are sealed, removed ones are left out.
+    The state of this version goes to out_dir (files.LOOKUP_STATE, officers only)."""
+    plan = prepare_lookup(out_dir, target, round_id, round_name=round_name, min_score=min_score,
+                          stamp=stamp, previous=previous, state_dirs=state_dirs)
+    run_lookup_chunks(out_dir, len(plan["chunks"]), workers=workers, serial=is_small(plan))
+    return finalize_lookup(out_dir)
+
+
+def is_small(plan: dict) -> bool:
+    """Few rows to seal: cheaper in this process than starting workers."""
+    return sum(c["rows"] for c in plan["chunks"] if c["kind"] == "seal") < SERIAL_BELOW
+
+
+def run_lookup_chunks(out_dir: Path, count: int, *, workers: int | None = None, serial: bool = False) -> None:
+    """Phase 2 for every chunk: in `workers` processes, or in this one (serial, or one worker)."""
+    workers = workers or default_workers()
+    if serial or workers == 1 or count <= 1:
+        for k in range(count):
+            seal_lookup_chunk(out_dir, k)
+        return
+    ctx = multiprocessing.get_context("spawn")   # no fork of a threaded (polars) process
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        for _ in pool.map(seal_lookup_chunk, [Path(out_dir)] * count, range(count)):
+            pass
 
 
 # --- Lookups (officers' CLI) --------------------------------------------------------

@@ -56,17 +56,18 @@ def _write_version(out_dir: Path, target: Path, report_json: dict, version: int 
     round's latest version (its unchanged lookup files are reused, allocation.publish.lookup)."""
     round_id = report_json["round_id"]
     round_name, min_score = _round_info(out_dir, report_json)
+    plan = lookup.prepare_lookup(out_dir, target, round_id, round_name=round_name, min_score=min_score,
+                                 stamp=stamp, previous=previous, state_dirs=lookup_state_dirs(out_dir))
     # the lookup files are sealed by worker processes while this process writes the rest
     with ThreadPoolExecutor(max_workers=1) as background:
-        sealing = background.submit(lookup.write_lookup_files, out_dir, target, round_id,
-                                    round_name=round_name, min_score=min_score, stamp=stamp,
-                                    workers=workers, previous=previous,
-                                    state_dirs=lookup_state_dirs(out_dir))
+        sealing = background.submit(
+            lookup.run_lookup_chunks, out_dir, len(plan["chunks"]), workers=workers,
+            serial=lookup.is_small(plan))
         try:
             _write_pages(out_dir, target, report_json, version, round_id, round_name, timeline, changes)
         finally:
-            counts = sealing.result()      # waits; re-raises a sealing error
-    return counts
+            sealing.result()      # waits; re-raises a sealing error
+    return lookup.finalize_lookup(out_dir)
 
 
 def _write_pages(out_dir: Path, target: Path, report_json: dict, version: int, round_id: str,

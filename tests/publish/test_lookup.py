@@ -418,3 +418,29 @@ def test_republish_without_a_matching_state_seals_everything(tmp_path):
     assert json.loads((out / "lookup_state.json").read_text())["sealed"] == 2
     assert _file_of(v3, "A-2", STRONG["A-2"]).name == _file_of(v1, "A-2", STRONG["A-2"]).name
     assert all(lookup.lookup_result(v3, a, STRONG[a]) is not None for a in ids)
+
+
+def test_chunks_in_worker_processes_and_again_after_a_crash(tmp_path):
+    """The three phases with one row per chunk, run by two worker processes (as mapped tasks
+    would): the rows to seal stay in the run folder (0700), a chunk run twice replaces its
+    files, and the result is found like a one-call publish."""
+    ids = ["A-1", "A-2", "A-3a"]
+    out = _run_folder(tmp_path, ids, [STRONG["A-1"], STRONG["A-2"], STRONG["A-3a"]],
+                      ["funded", "not_optimal", "not_optimal"], ["awarded", "not_selected", "not_selected"])
+    target = tmp_path / "v1"
+    target.mkdir()
+    plan = lookup.prepare_lookup(out, target, "R-T", chunk_rows=1)
+    assert [c["kind"] for c in plan["chunks"]] == ["seal"] * 3
+    work = out / "lookup_work"
+    assert work.stat().st_mode & 0o777 == 0o700 and not list(target.glob("*.parquet"))
+    lookup.seal_lookup_chunk(out, 1)
+    lookup.seal_lookup_chunk(out, 1)                                     # a retried task
+    lookup.run_lookup_chunks(out, len(plan["chunks"]), workers=2)
+    counts = lookup.finalize_lookup(out)
+    assert counts["files"] == 3 and not work.exists()
+    import hashlib
+    listed = sorted((target / "r.sha256").read_text().splitlines())
+    on_disk = sorted(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(target).as_posix()}"
+                     for p in (target / "r").glob("*/*.json"))
+    assert len(on_disk) == 3 and listed == on_disk
+    assert [lookup.lookup_result(target, a, STRONG[a])["application_id"] for a in ids] == ids
