@@ -30,11 +30,13 @@ def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
 
 def public_award_list(out_dir: Path) -> pl.DataFrame:
     """Awardees only, with masked business numbers and hours per GPU type."""
-    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET).filter(
-        pl.col("status") == schema.STATUS_AWARDED)
+    outcomes = (pl.scan_parquet(out_dir / files.OUTCOMES_PARQUET)    # awardees only, never all rows
+                .filter(pl.col("status") == schema.STATUS_AWARDED)
+                .select("application_id", "company_name", "business_no", "region", "award_fraction",
+                        "awarded_krw", "copay_krw").collect())
     awards = pl.read_parquet(out_dir / files.AWARDS_PARQUET)
-    apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet").select(
-        "application_id", "project_title")
+    apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet",
+                           columns=["application_id", "project_title"])
     hours = awards.pivot(on="gpu_type", index="application_id", values="gpu_hours",
                          sort_columns=True)
     hours = hours.rename({c: f"gpu_hours_{c}" for c in hours.columns if c != "application_id"})

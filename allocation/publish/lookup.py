@@ -320,12 +320,12 @@ def lookup_rows(out_dir: Path) -> tuple[pl.DataFrame, dict, bool, bytes]:
     meta = json.loads((out_dir / files.INTAKE / files.INTAKE_META).read_text(encoding="utf-8"))
     round_salt = bytes.fromhex(meta.get("lookup_salt") or "")
     outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET, columns=list(OUTCOME_COLUMNS))
-    apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet")
-    if receipt.MASTER_COLUMN not in apps.columns or not round_salt:
+    apps_path = out_dir / files.INTAKE / "applications.parquet"
+    if receipt.MASTER_COLUMN not in pl.read_parquet_schema(apps_path) or not round_salt:
         raise ValueError(f"{out_dir}: intake holds no lookup masters (a run folder from before "
                          f"receipt codes were sealed at intake); run the round again")
-    apps = apps.select("source_row", "project_title", receipt.MASTER_COLUMN,
-                       receipt.MILLIBITS_COLUMN, receipt.ITERATIONS_COLUMN)
+    apps = pl.read_parquet(apps_path, columns=["source_row", "project_title", receipt.MASTER_COLUMN,
+                                               receipt.MILLIBITS_COLUMN, receipt.ITERATIONS_COLUMN])
     awards = pl.read_parquet(out_dir / files.AWARDS_PARQUET)
     rows = outcomes.join(apps, on="source_row", how="left").sort("source_row")
     rows = rows.join(_hours(awards, "aw"), on="application_id", how="left", maintain_order="left")
