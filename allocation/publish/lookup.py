@@ -9,7 +9,9 @@ it holds. Two steps (see allocation.intake.receipt for the floor and the strengt
   strength class)`` — 32 bytes, kept in the officers' run folder instead of the code;
 * per published version: ``name = hex(HKDF-SHA256(master, salt=version_salt, info=NAME_INFO))``,
   ``key = HKDF-SHA256(master, salt=version_salt, info=KEY_INFO)``; ``version_salt`` is 16 random
-  bytes per version, so two versions' files cannot be linked, and a republish runs no PBKDF2;
+  bytes chosen by the round's first version and carried by every later version of the round
+  (fresh again only when the previous version's lookup.json is gone, e.g. purged), so a
+  republish runs no PBKDF2 and an unchanged record keeps its file name and key;
 * the file holds ``{"v": 2, "iv": …, "ct": …}``: the outcome as JSON, long texts truncated
   (``cap_record``), padded with spaces to ``PLAINTEXT_SIZE`` bytes (the same in every version and
   every round), sealed with AES-256-GCM (random 96-bit nonce, the name as associated data).
@@ -32,7 +34,28 @@ Rows that cannot have a file, or share one:
   (``skipped_ambiguous``).
 
 Sealing runs in worker processes that write their files straight to disk; the sha256 of every
-``r/`` file goes to ``r.sha256`` (sha256sum format), which the signed manifest pins.
+``r/`` file goes to ``r.sha256`` (sha256sum format), which the signed manifest pins. It runs in
+three phases — ``prepare_lookup`` → ``seal_lookup_chunk`` (any process, any order: worker
+processes here, mapped Airflow tasks in production) → ``finalize_lookup`` — that hand over
+through the officers' run folder (``lookup_work/``), never through the public folder.
+
+Republishing: what did not change is not sealed again. Each publication leaves in the run
+folder (``files.LOOKUP_STATE``, officers only: it holds the masters) the master, file name,
+sha256 and a 128-bit digest of every record's inputs (two seeded polars row hashes of the
+outcome, title, request and award columns). The next version of the round, when that state
+describes exactly its previous version (same ``r.sha256`` bytes, same salt, same round name
+and minimum score, same code of this module and the schema, same polars version), hard-links
+the previous file of every record whose digest is unchanged (a copy across file systems) and
+reuses its ``r.sha256`` line; changed and new records are sealed (same name and key, a fresh
+nonce), removed ones get no file. Anything else — no state, another run folder without one, a
+previous file gone — seals again; it is never wrong, only slower.
+
+The privacy cost, stated plainly: because an unchanged record keeps its file, anyone comparing
+two versions of a round sees which anonymous files were replaced, added or removed (how many
+outcomes changed — a count the award lists and changes.json already reveal) and can follow one
+anonymous file across versions. They still cannot tell whose a file is, nor read it, without
+that applicant's id and receipt code: names and contents come from the master as before, and
+guessing a code costs the same PBKDF2 floor per guess.
 """
 
 from __future__ import annotations
