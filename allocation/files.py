@@ -74,6 +74,12 @@ APPROVAL_TEXT = "approval.md"              # what the approver reads (DAG runs),
 APPROVAL_REQUEST = "approval_request.json"  # the approve task's request: its task instance, the fingerprint shown
 APPROVAL_RECORD = "approval.json"           # the response Airflow recorded for that request (Approve/Reject, who, when)
 WHATIF_DIR = "whatif"                      # what-if scenarios of a DAG run (allocation.rounds.whatif)
+# what the last publication from this folder sealed, per lookup file (master, name, digest of the
+# record, sha256 of the file): a republish re-seals only the records whose digest changed.
+# Officers only (it holds the masters); never in the publish root.
+LOOKUP_STATE = "lookup_state.parquet"
+LOOKUP_STATE_META = "lookup_state.json"    # which published listing (r.sha256) the state describes
+LOOKUP_WORK = "lookup_work"                # while publishing: plan.json, rows to seal, chunk results
 
 # --- run folder: intake/ ----------------------------------------------------------------
 INTAKE_TABLES = ("applications", "requests", "reviews", "capacity")   # <stem>.parquet
@@ -246,10 +252,11 @@ def write_csv(frame: pl.DataFrame, path: Path) -> None:
     _publish(tmp, Path(path))
 
 
-def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    """Parquet (no statistics: the bytes depend on the data only), atomically, 0600."""
+def write_parquet(frame: pl.DataFrame, path: Path, *, row_group_size: int | None = None) -> None:
+    """Parquet (no statistics: the bytes depend on the data only), atomically, 0600.
+    row_group_size: rows per row group (a reader of a slice then reads only its groups)."""
     tmp = _tmp(path)
-    frame.write_parquet(tmp, statistics=False)
+    frame.write_parquet(tmp, statistics=False, row_group_size=row_group_size)
     _publish(tmp, Path(path))
 
 

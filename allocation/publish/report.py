@@ -169,7 +169,8 @@ def report_context(out_dir: Path, version: int | None = None) -> dict:
     sol = json.loads((out_dir / files.SOLUTION).read_text(encoding="utf-8"))
     cfg = round_config(out_dir)
     summary = sol["summary"]
-    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET)
+    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET, columns=[   # what the report counts
+        "application_id", "status", "reason", "region", "score", "awarded_krw", "copay_krw"])
     capacity = pl.read_parquet(out_dir / files.INTAKE / "capacity.parquet")
     requests = pl.read_parquet(out_dir / files.INTAKE / "requests.parquet")
     copay_share = float(cfg.get("round", {}).get("copay_share", 0.0))

@@ -50,20 +50,24 @@ def _round_info(out_dir: Path, report_json: dict) -> tuple[str, float | None]:
 
 def _write_version(out_dir: Path, target: Path, report_json: dict, version: int = 1,
                    timeline: list[dict] | None = None, changes: dict | None = None,
-                   stamp: float = 0.0, workers: int | None = None) -> dict:
-    """Every public file of the version into target; returns the lookup counts."""
+                   stamp: float = 0.0, workers: int | None = None,
+                   previous: Path | None = None) -> dict:
+    """Every public file of the version into target; returns the lookup counts. previous: the
+    round's latest version (its unchanged lookup files are reused, allocation.publish.lookup)."""
     round_id = report_json["round_id"]
     round_name, min_score = _round_info(out_dir, report_json)
+    plan = lookup.prepare_lookup(out_dir, target, round_id, round_name=round_name, min_score=min_score,
+                                 stamp=stamp, previous=previous, state_dirs=lookup_state_dirs(out_dir))
     # the lookup files are sealed by worker processes while this process writes the rest
     with ThreadPoolExecutor(max_workers=1) as background:
-        sealing = background.submit(lookup.write_lookup_files, out_dir, target, round_id,
-                                    round_name=round_name, min_score=min_score, stamp=stamp,
-                                    workers=workers)
+        sealing = background.submit(
+            lookup.run_lookup_chunks, out_dir, len(plan["chunks"]), workers=workers,
+            serial=lookup.is_small(plan))
         try:
             _write_pages(out_dir, target, report_json, version, round_id, round_name, timeline, changes)
         finally:
-            counts = sealing.result()      # waits; re-raises a sealing error
-    return counts
+            sealing.result()      # waits; re-raises a sealing error
+    return lookup.finalize_lookup(out_dir)
 
 
 def _write_pages(out_dir: Path, target: Path, report_json: dict, version: int, round_id: str,
@@ -77,6 +81,19 @@ def _write_pages(out_dir: Path, target: Path, report_json: dict, version: int, r
             title=f"컴퓨팅 바우처 선정 결과 — {round_id}", round_name=round_name, version=version,
             script=script, csp_extra=report.script_csp(script)),
         encoding="utf-8")
+
+
+def lookup_state_dirs(out_dir: Path) -> list[Path]:
+    """Run folders that may hold the lookup state of the round's latest version: this one (a
+    republish), then the run a refill or appeal was computed from (lifecycle.json)."""
+    out_dir = Path(out_dir)
+    dirs = [out_dir]
+    path = out_dir / files.LIFECYCLE_STATE
+    if path.is_file():
+        prev = (json.loads(path.read_text(encoding="utf-8")).get("previous") or {}).get("out_dir")
+        if prev:
+            dirs.append(Path(prev))
+    return dirs
 
 
 def result_fingerprint(out_dir: Path) -> str:
@@ -116,8 +133,12 @@ def _fsync_tree(folder: Path, paths: list[Path]) -> None:
 
 def _own_files(folder: Path) -> list[Path]:
     """Every file of a version except the r/ files (listed in r.sha256 instead)."""
-    return sorted(p for p in folder.rglob("*") if p.is_file()
-                  and not rel_name(p, folder).startswith(files.LOOKUP_DIR + "/"))
+    found = []
+    for dirpath, dirnames, names in os.walk(folder):
+        if dirpath == str(folder):     # r/ (up to millions of files) is not walked at all
+            dirnames[:] = [d for d in dirnames if d != files.LOOKUP_DIR]
+        found += [Path(dirpath) / name for name in names]
+    return sorted(found)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -229,7 +250,7 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                                             public_award_list(out_dir))["diff"]
             stamp = time.time()   # one timestamp for every file: mtimes tell nothing about write order
             counts = _write_version(out_dir, tmp, report_json, version, timeline, changes,
-                                    stamp, lookup_workers)
+                                    stamp, lookup_workers, previous_dir)
             if changes is not None:
                 write_changes(tmp, changes)
             if demo:
