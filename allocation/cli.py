@@ -25,7 +25,7 @@ from allocation.errors import RoundError
 from allocation.intake import receipt
 from allocation.publish import diff, lookup, signing
 from allocation.publish.index import refresh_index
-from allocation.publish.verify import verify_round
+from allocation.publish.verify import cross_check, verify_round
 from allocation.publish.version import publish
 from allocation.rounds import allocate, panel, retention, whatif
 from allocation.rounds.approval import lifecycle_markdown
@@ -155,12 +155,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
     break is named; 2: nothing to verify."""
     result = verify_round(args.round_root, args.public_key)
     console.print(f"public key {result['public_key']} (sha256 {result['key_sha256']})")
+    problems = list(result["problems"])
     if result["ok"]:
         console.print(f"intact: v{result['versions'][0]}..v{result['versions'][-1]} signed and "
                       f"unchanged; audit trail of {result['audit_lines']} line(s) chained")
+    if args.officer_trail is not None:
+        officers = cross_check(args.round_root, None if args.officer_trail == "" else Path(args.officer_trail))
+        if officers["ok"]:
+            console.print(f"officers' trail {officers['path']}: {officers['officer_lines']} line(s) chained, "
+                          f"each bound to its public line"
+                          + (f"; {officers['legacy_lines']} legacy public line(s) carry their own detail"
+                             if officers["legacy_lines"] else ""), soft_wrap=True)
+        for note in officers["notes"]:
+            console.print(f"  note: {note}", soft_wrap=True)
+        problems += officers["problems"]
+    if not problems:
         return 0
-    err.print(f"BROKEN: {result['problems'][0]}", soft_wrap=True)
-    for problem in result["problems"][1:]:
+    err.print(f"BROKEN: {problems[0]}", soft_wrap=True)
+    for problem in problems[1:]:
         err.print(f"  also: {problem}", soft_wrap=True)
     return 1
 
@@ -251,19 +263,49 @@ def cmd_assign(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_purge(args: argparse.Namespace) -> int:
+def _date(value: str, option: str) -> date:
     try:
-        before = date.fromisoformat(args.before)
+        return date.fromisoformat(value)
     except ValueError:
-        raise RoundError(f"--before {args.before!r}: not a date YYYY-MM-DD") from None
-    plan = retention.plan_purge(args.round_id, args.publish_root, args.runs_root, before)
+        raise RoundError(f"{option} {value!r}: not a date YYYY-MM-DD") from None
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Dry run unless --apply: what goes, by a date (--before) or by the round's retention policy."""
+    if (args.before is None) == (not args.policy):
+        raise RoundError("voucher purge: give either --before DATE or --policy (round.toml [retention])")
+    folders = [args.round_folder] if args.round_folder else []
+    if args.policy:
+        as_of = _date(args.as_of, "--as-of") if args.as_of else date.today()
+        plan = retention.plan_by_policy(args.round_id, args.publish_root, args.runs_root, folders, as_of)
+    else:
+        plan = retention.plan_purge(args.round_id, args.publish_root, args.runs_root,
+                                    _date(args.before, "--before"), round_folders=folders)
     s = plan.summary()
+    cut = s["cutoffs"]
     lookup = ", ".join(f"{v}: {n:,} files" for v, n in s["lookup_files"].items()) or "none"
-    console.print(f"Round {s['round_id']}, personal data older than {s['before']}:")
-    console.print(f"  run folders: {len(s['run_folders'])}"
+    if args.policy:
+        p = s["policy"]
+        console.print(f"Round {s['round_id']}, retention policy as of {s['as_of']} ({p['source']}): lookup files "
+                      f"{p['lookup_files_days']} days after publication, run folders {p['run_folders_days']} days, "
+                      f"round folder " + (f"{p['round_folder_days']} days after the newest publication"
+                                          if p["round_folder_days"] is not None else "not by policy"))
+    else:
+        console.print(f"Round {s['round_id']}, personal data older than {s['before']}:")
+    console.print(f"  run folders last written before {cut['run_folders']}: {len(s['run_folders'])}"
                   + (f" (kept: {s['kept_run_folder']}, the newest version's)" if s["kept_run_folder"] else ""))
-    console.print(f"  lookup files of versions published before {s['before']}: {lookup}")
+    console.print(f"  lookup files of versions published before {cut['lookup_files']}: {lookup}")
+    for folder, found in s["round_folder_files"].items():
+        console.print(f"  round folder {folder}: {len(found)} file(s): {', '.join(found)} "
+                      f"(round.toml and capacity stay, with {files.PURGED_NOTE})", soft_wrap=True)
+    if s["closed"]:
+        console.print("  the round is closed: its newest run folder goes too; no refill or appeal after this")
+    for note in s["notes"]:
+        console.print(f"  {note}", soft_wrap=True)
     console.print(f"  {s['bytes']:,} bytes in all")
+    if plan.empty:
+        console.print("Nothing is due: nothing to remove.")
+        return 0
     if not args.apply:
         console.print("Dry run: nothing was removed. Add --apply to remove it (recorded in the audit trail).")
         return 0
@@ -313,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("round_root", type=Path, help="PUBLISH_ROOT/<round_id>")
     p.add_argument("--public-key", type=Path,
                    help="the programme's public key (default: the round's signing_key.pub)")
+    p.add_argument("--officer-trail", nargs="?", const="", metavar="PATH",
+                   help="officers only: also cross-check the officers' audit trail against the public one "
+                        "(default PATH: <publish root>.officers/<round_id>.audit.jsonl)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("keygen", help="generate an Ed25519 signing key (mode 600) for publishing")
@@ -323,7 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("round_id")
     p.add_argument("--publish-root", type=Path, required=True)
     p.add_argument("--runs-root", type=Path, help="the runs root whose run folders of this round may go")
-    p.add_argument("--before", required=True, help="YYYY-MM-DD: the end of the appeal window")
+    p.add_argument("--before", help="YYYY-MM-DD: remove what is older than this (the end of the appeal window)")
+    p.add_argument("--policy", action="store_true",
+                   help="instead of --before: what the round's retention policy (round.toml [retention]) says is due")
+    p.add_argument("--as-of", help="with --policy: the date the policy is applied at (default today)")
+    p.add_argument("--round-folder", type=Path, metavar="DIR",
+                   help="the round's folder (officers' input): once the round is closed, its applicant-data "
+                        "files go too (round.toml and capacity stay, with a PURGED.txt note)")
     p.add_argument("--apply", action="store_true", help="remove (default: only say what would go)")
     p.set_defaults(func=cmd_purge)
 

@@ -125,6 +125,32 @@ class PanelSection(_Section):
     reviewers_per_application: Annotated[int, Field(ge=1, le=50)] = 3
 
 
+class PublishSection(_Section):
+    """What the public files may say about the staff (default: roles only)."""
+
+    # true: the public audit trail and report also name the accounts that triggered and approved
+    # each version (officer, approver); never the run folder or another server path.
+    show_staff_names: bool = False
+
+
+class RetentionSection(_Section):
+    """How long personal data is kept (allocation.rounds.retention; the daily purge applies it).
+    Days count from the date named; data is removed the day after the period ends."""
+
+    # lookup files (r/, lookup.json) of a version: days after that version was published (the
+    # appeal window; 90 days is the administrative-appeal period)
+    lookup_files_days: Annotated[int, Field(ge=0, le=3650)] = 90
+    # run folders last written this many days ago (never the newest published version's, which a
+    # refill or appeal builds on, until the round is closed)
+    run_folders_days: Annotated[int, Field(ge=0, le=3650)] = 90
+    # the round is closed this many days after its newest publication: the applicant-data files
+    # of its round folder and the newest version's run folder go too. Unset: never by schedule.
+    round_folder_days: Annotated[int, Field(ge=0, le=36500)] | None = None
+
+
+DEFAULT_RETENTION = RetentionSection()
+
+
 class RoundConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -135,6 +161,16 @@ class RoundConfig(BaseModel):
     solver: SolverSection = SolverSection()
     lifecycle: LifecycleSection = LifecycleSection()
     panel: PanelSection | None = None   # optional: a round without [panel] is written back without it
+    publish: PublishSection | None = None       # optional, like [panel]: see show_staff_names
+    retention: RetentionSection | None = None   # optional, like [panel]: defaults in DEFAULT_RETENTION
+
+    @property
+    def show_staff_names(self) -> bool:
+        return bool(self.publish and self.publish.show_staff_names)
+
+    @property
+    def retention_policy(self) -> RetentionSection:
+        return self.retention or DEFAULT_RETENTION
 
     @model_validator(mode="after")
     def _names(self) -> "RoundConfig":

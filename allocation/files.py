@@ -16,13 +16,24 @@ RUN FOLDER (``voucher allocate --out OUT``, one DAG run's ``RUNS_ROOT/<round>/<r
   lifecycle.json, lifecycle_public.json, changes.csv/.parquet, lifecycle_report.md,
   previous_outcomes.parquet                       refills and appeals only
 
-PUBLISH ROOT (``voucher publish --publish-root ROOT``)::
+PUBLISH ROOT (``voucher publish --publish-root ROOT``; everything in it may be served)::
 
   index.json                       every round and its latest version
-  <round_id>.audit.jsonl           the round's audit trail
   .<round_id>.publish.lock         one publisher per round at a time
+  <round_id>/audit.jsonl           the round's public audit trail: roles, never account names or paths
   <round_id>/signing_key.pub       public key of the round's manifest signatures
   <round_id>/v<N>/                 one immutable version (manifest.json signed by manifest.sig)
+  <round_id>.audit.jsonl           legacy: the trail of a round first published before the split
+                                   (account names and run-folder paths; never served)
+
+OFFICERS' AUDIT ROOT (``<publish root>.officers/`` next to the publish root, 0700; never served)::
+
+  <round_id>.audit.jsonl           the full detail of every public audit line (account names, run
+                                   folder, Airflow run id, purged paths), each bound to its public line
+
+ROUND FOLDER after a purge (``voucher purge … --round-folder``)::
+
+  round.toml, capacity.*, PURGED.txt   the applicant-data tables are gone; the note says what and when
 
 ROUND FOLDER (the officers' input; the input tables are named in ``allocation.schema``)::
 
@@ -53,6 +64,7 @@ SOLUTION = "solution.json"
 QUALITY = "quality.json"
 TIMINGS = "timings.json"
 VALIDATION_ERROR = "validation_error.txt"
+FAILURE = "failure.txt"           # a DAG run's failed task and its message in words (no stack frames)
 LIFECYCLE_STATE = "lifecycle.json"
 LIFECYCLE_PUBLIC = "lifecycle_public.json"
 CHANGES = "changes"               # table stem (officers only: every applicant before and after)
@@ -61,6 +73,13 @@ PREVIOUS_OUTCOMES = "previous_outcomes.parquet"
 APPROVAL_TEXT = "approval.md"              # what the approver reads (DAG runs), fingerprint first
 APPROVAL_REQUEST = "approval_request.json"  # the approve task's request: its task instance, the fingerprint shown
 APPROVAL_RECORD = "approval.json"           # the response Airflow recorded for that request (Approve/Reject, who, when)
+WHATIF_DIR = "whatif"                      # what-if scenarios of a DAG run (allocation.rounds.whatif)
+# what the last publication from this folder sealed, per lookup file (master, name, digest of the
+# record, sha256 of the file): a republish re-seals only the records whose digest changed.
+# Officers only (it holds the masters); never in the publish root.
+LOOKUP_STATE = "lookup_state.parquet"
+LOOKUP_STATE_META = "lookup_state.json"    # which published listing (r.sha256) the state describes
+LOOKUP_WORK = "lookup_work"                # while publishing: plan.json, rows to seal, chunk results
 
 # --- run folder: intake/ ----------------------------------------------------------------
 INTAKE_TABLES = ("applications", "requests", "reviews", "capacity")   # <stem>.parquet
@@ -86,9 +105,14 @@ PANEL_RELEASE = "release.json"             # written when the approved work list
 REASSIGN_CSV = "reassign.csv"
 WEAK_CODES_CSV = "weak_receipt_codes.csv"   # intake: applicants whose code is below the lookup floor
 
+# --- round folder: after its personal data was purged (allocation.rounds.retention) ------
+PURGED_NOTE = "PURGED.txt"        # what was removed and when; `voucher validate` quotes it
+
 # --- publish root -------------------------------------------------------------------------
 INDEX = "index.json"
-AUDIT_SUFFIX = ".audit.jsonl"
+AUDIT_TRAIL = "audit.jsonl"       # PUBLISH_ROOT/<round_id>/audit.jsonl: the public trail (roles only)
+AUDIT_SUFFIX = ".audit.jsonl"     # legacy PUBLISH_ROOT/<round_id>.audit.jsonl; officers' <round_id>.audit.jsonl
+OFFICER_ROOT_SUFFIX = ".officers"   # <publish root>.officers/: the officers' audit trails (0700, never served)
 PUBLISH_LOCK = ".{round_id}.publish.lock"
 SIGNING_KEY_PUB = "signing_key.pub"   # PUBLISH_ROOT/<round_id>/signing_key.pub: the key that signs its versions
 
@@ -129,6 +153,13 @@ def inside(root: Path, *parts: str) -> Path:
     if path == root or not path.is_relative_to(root):
         raise RoundError(f"{path} is outside {root}; nothing was written")
     return path
+
+
+def officer_root(publish_root: Path) -> Path:
+    """Where the officers' audit trails of a publish root live: next to it (never inside the
+    served folder), ``<publish root>.officers/``."""
+    root = Path(publish_root).resolve()
+    return root.parent / f"{root.name}{OFFICER_ROOT_SUFFIX}"
 
 
 def is_lookup_file(rel: str) -> bool:
@@ -221,10 +252,11 @@ def write_csv(frame: pl.DataFrame, path: Path) -> None:
     _publish(tmp, Path(path))
 
 
-def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    """Parquet (no statistics: the bytes depend on the data only), atomically, 0600."""
+def write_parquet(frame: pl.DataFrame, path: Path, *, row_group_size: int | None = None) -> None:
+    """Parquet (no statistics: the bytes depend on the data only), atomically, 0600.
+    row_group_size: rows per row group (a reader of a slice then reads only its groups)."""
     tmp = _tmp(path)
-    frame.write_parquet(tmp, statistics=False)
+    frame.write_parquet(tmp, statistics=False, row_group_size=row_group_size)
     _publish(tmp, Path(path))
 
 

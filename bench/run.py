@@ -9,6 +9,8 @@
    stage seconds (timings.json) and peak RSS, for the --e2e sizes.
 4. Refills and appeals at scale (bench.lifecycle) for the --lifecycle sizes, and small rounds with
    tight quotas against the exact optimum (bench.tight) for the --tight seeds.
+5. Publishing and republishing (bench.publish) for the --publish sizes, and the whole round through
+   Airflow, raw folder to published site (bench.dag), for the --dag sizes.
 Writes BENCHMARKS.md (tables, machine, command) at the project root.
 """
 
@@ -233,8 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tight", default="120:0.85,0.6:0,1,2,3,4;250:0.9,0.7:2;400:0.85,0.6:2",
                     help="tight-quota small rounds, APPLICATIONS:NC,FT:SEEDS groups separated by ';' "
                          "(bench.tight; '' = none)")
+    ap.add_argument("--publish", default="100000,1000000",
+                    help="sizes for publish and a 5%%-changed republish (bench.publish; '' = none)")
+    ap.add_argument("--dag", default="100000,1000000",
+                    help="sizes for the whole DAG run through Airflow (bench.dag; '' = none)")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     a = ap.parse_args(argv)
+    import tempfile
+
+    from bench import dag as dag_bench
+    from bench import publish as publish_bench
     from bench.lifecycle import run_size as run_lifecycle_size
     from bench.lifecycle import table as lifecycle_table
     from bench.lifecycle import verdicts as lifecycle_verdicts
@@ -257,6 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     lifecycle = {n: run_lifecycle_size(n, 1, 20, 20, ["refill", "appeal"])
                  for n in [int(x) for x in a.lifecycle.split(",") if x]}
     tight_rows = [tight_measure(n, seed, shares, 300.0) for n, shares, seed in parse_tight_rounds(a.tight)]
+    mach["load_after_lifecycle_and_tight"] = load_average()
+    publish_rows: list[dict] = []
+    if [x for x in a.publish.split(",") if x]:
+        work = Path(tempfile.mkdtemp(prefix="bench-publish-"))
+        try:
+            publish_rows = publish_bench.run([int(x) for x in a.publish.split(",") if x], work)
+        finally:
+            import shutil
+            shutil.rmtree(work, ignore_errors=True)
+    dag_rows = dag_bench.run([int(x) for x in a.dag.split(",") if x])
     mach["load_at_end"] = load_average()
     total = time.perf_counter() - t0
 
@@ -316,10 +336,20 @@ def main(argv: list[str] | None = None) -> int:
                "(what `auto` was before issue 16), exact optimum = HiGHS with mip_rel_gap 0.", ""]
         md += tight_table(tight_rows)
         md.append("")
+    if publish_rows:
+        md += ["## Publishing at scale (bench.publish)", "",
+               "A solved round tiled up to each size; `voucher publish` (v1), then a republish after 5% of "
+               "the outcomes changed (v2), each in its own process.", ""]
+        md += [line for line in publish_bench.markdown(publish_rows, "").splitlines()[4:]]
+        md.append("")
+    if dag_rows:
+        md += ["## The whole round through Airflow (bench.dag)", "", dag_bench.DESCRIPTION, ""]
+        md += dag_bench.table(dag_rows)
     md += ["## Raw results", "", "```json",
            json.dumps({"sizes": {str(k): v for k, v in results.items()}, "orlib_rows": orlib,
                        "e2e": {str(k): v for k, v in e2e.items()},
                        "lifecycle": {str(k): v for k, v in lifecycle.items()}, "tight": tight_rows,
+                       "publish": publish_rows, "dag": dag_rows,
                        "machine": mach}, indent=1)[:200_000],
            "```", ""]
     Path(a.out).write_text("\n".join(md), encoding="utf-8")

@@ -35,9 +35,11 @@ TRANSIENT = {"retries": 2, "retry_exponential_backoff": 2.0, "max_retry_delay": 
     deadline=[DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=DEADLINE_H),
                             callback=SyncCallback(vc.on_deadline_missed))] if DEADLINE_H > 0 else None,
     params={
-        "round": Param("sample", type="string", title="Round", pattern=r"^(/.+|[A-Za-z0-9][A-Za-z0-9._-]*)$",
-                       examples=vc.available_rounds() or ["sample"],
-                       description=f"Folder name under {vc.rounds_root()} (or an absolute path inside it)"),
+        # a choice list of the round folders found when the DAG was parsed; any other text is
+        # checked by validate, which fails with a plain message (and the run's note says it)
+        "round": Param("sample", type="string", title="Round", examples=vc.available_rounds() or ["sample"],
+                       description=f"A round folder under {vc.rounds_root()} (choose one; an absolute path "
+                                   f"inside it also works)"),
         "budget_krw_override": Param(None, type=["null", "integer"], minimum=1, title="Budget override (KRW)",
                                      description="Empty: the budget in round.toml (at least 1 KRW)"),
         "time_limit_s": Param(60, type="number", minimum=1, maximum=3600, title="Solver time limit (s)"),
@@ -45,6 +47,12 @@ TRANSIENT = {"retries": 2, "retry_exponential_backoff": 2.0, "max_retry_delay": 
                          description="Stop after allocate: no approval, nothing published"),
         "allow_empty": Param(False, type="boolean", title="Allow publishing an empty result",
                              description="Publish even if the result funds nobody (refused otherwise)"),
+        "whatif": Param([], type="array", items={"type": "string"}, title="What-if scenarios",
+                        description="One scenario per line, as `voucher whatif`: budget=+10%, "
+                                    "quota.non_capital=0.3, min_score=65, max_krw_per_company=200000000, "
+                                    "copay_share=0.3 (several settings of one scenario: comma-separated). "
+                                    "Checked before anything is solved; solved after allocate and shown "
+                                    "side by side in the approval text and the Voucher rounds view."),
     },
 )
 def allocation_round():
@@ -53,6 +61,7 @@ def allocation_round():
         from allocation import files
         from allocation.errors import RoundError
         from allocation.rounds import allocate as stages
+        from allocation.rounds.whatif import check_scenarios
         try:
             round_dir = vc.resolve_round(params["round"])
         except ValueError as exc:
@@ -60,6 +69,8 @@ def allocation_round():
         out = vc.reset_dir(vc.run_dir(round_dir, run_id))
         log.info("round %s -> run folder %s", round_dir, out)
         try:
+            check_scenarios(round_dir, params.get("whatif") or [], budget_krw=params["budget_krw_override"],
+                            time_limit_s=params["time_limit_s"])   # a bad scenario fails before any solve
             stages.validate(round_dir, out, budget_krw=params["budget_krw_override"],
                               time_limit_s=params["time_limit_s"])
         except RoundError as exc:
@@ -85,13 +96,37 @@ def allocation_round():
         out = Path(s["out_dir"])
         report = stages.allocate(out)
         vc.log_quality(out, "allocate")
-        md = approval_markdown(report, out, previous=vc.previous_summary(report["round_id"]))
+        md = approval_markdown(report, out, previous=vc.previous_summary(report["round_id"]),
+                               preview_url=vc.preview_url(out))
         files.write_text(out / files.APPROVAL_TEXT, md)   # what approve shows (never taken from XCom)
         log.info("ALLOCATION SUMMARY\n%s", md)
         keep = ("funded", "awarded_krw", "budget_used_share", "gpu_utilisation", "by_status")
         return {"out_dir": str(out), "round_id": report["round_id"], "status": report["status"],
                 "gap": report["gap"], "summary": {k: report["summary"].get(k) for k in keep},
                 "summary_md": md}
+
+    @task(pool=os.environ.get("VOUCHER_SOLVER_POOL") or "default_pool")
+    def whatif(a: dict, params=None) -> dict:
+        """The what-if scenarios (param whatif) against this run's allocation; the approval text
+        is rewritten with the side-by-side table."""
+        from allocation import files
+        from allocation.errors import RoundError
+        from allocation.rounds.approval import approval_markdown
+        from allocation.rounds.whatif import render_markdown, solve_for_run
+        out = Path(a["out_dir"])
+        try:
+            rows = solve_for_run(vc.resolve_round(params["round"]), out, params.get("whatif") or [],
+                                 budget_krw=params["budget_krw_override"], time_limit_s=params["time_limit_s"])
+        except (RoundError, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from None
+        if not rows:
+            return {"scenarios": 0}
+        md = approval_markdown(files.read_json(out / files.SOLUTION), out,
+                               previous=vc.previous_summary(a["round_id"]), preview_url=vc.preview_url(out),
+                               whatif_md=render_markdown(rows))
+        files.write_text(out / files.APPROVAL_TEXT, md)
+        log.info("WHAT-IF\n%s", render_markdown(rows))
+        return {"scenarios": len(rows) - 1, "funded": [r["funded"] for r in rows]}
 
     @task.short_circuit
     def needs_approval(params=None) -> bool:
@@ -127,7 +162,7 @@ def allocation_round():
         return result
 
     allocated = allocate(score(validate()))
-    allocated >> needs_approval() >> approve
+    allocated >> whatif(allocated) >> needs_approval() >> approve
     approve >> publish()
 
 

@@ -5,7 +5,9 @@ voucher_common.py. Each run works in RUNS_ROOT/<round folder>/review_assignment_
 goes out before the officer approves: no answer within VOUCHER_APPROVAL_TIMEOUT_HOURS = Reject.
 Approved work lists are released to PANEL_OUTBOX/<round id>/ (VOUCHER_PANEL_OUTBOX, default
 RUNS_ROOT/panel-outbox): assignments.csv for the review system, work_lists/ and work_lists.xlsx,
-release.json (who triggered and approved).
+release.json (who triggered and approved). The approval is bound to the panel's fingerprint
+(assignments, work lists, report) like publish's (voucher_approval.BoundApproval): release refuses
+without a recorded Approve of exactly these files by someone other than the trigger.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 import voucher_common as vc
+from voucher_approval import BoundApproval, approved_actor, panel_folder
 
 log = logging.getLogger("voucher.review_assignment")
 TRANSIENT = {"retries": 2, "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=10),
@@ -63,14 +65,15 @@ def review_assignment():
             log.error("PANEL CANNOT BE ASSIGNED (written to %s):\n%s", out / files.VALIDATION_ERROR, exc)
             raise AirflowFailException(f"panel cannot be assigned: {exc}") from None
         md = panel.panel_markdown(report, out)
+        files.write_text(out / files.APPROVAL_TEXT, md)   # what approve shows (never taken from XCom)
         log.info("ASSIGNMENT SUMMARY\n%s", md)
         return {"out_dir": str(out), "round_id": report["round_id"], "status": report["status"],
                 "reviews": report["reviews"], "summary_md": md}
 
-    approve = ApprovalOperator(
-        task_id="approve", retries=0,
-        subject="Send the review work lists of round {{ ti.xcom_pull(task_ids='assign')['round_id'] }}?",
-        body="{{ ti.xcom_pull(task_ids='assign')['summary_md'] }}",
+    # subject and body from the panel folder, led by its fingerprint (voucher_approval)
+    approve = BoundApproval(
+        task_id="approve", retries=0, what="review work lists", folder=panel_folder,
+        question="Send the {what} of round {round_id}?",
         defaults="Reject",  # no answer within the timeout = nothing goes out
         response_timeout=timedelta(hours=float(os.environ.get("VOUCHER_APPROVAL_TIMEOUT_HOURS", 72))),
     )
@@ -78,18 +81,10 @@ def review_assignment():
     @task
     def release(a: dict, **context) -> dict:
         from allocation.rounds import panel
-        # who triggered and who answered the approval (the HITL response as Airflow hands it to
-        # the next task). Not yet bound to a fingerprint like publish (dags/voucher_approval.py).
-        run, ti = context.get("dag_run"), context.get("ti")
-        decision = ti.xcom_pull(task_ids="approve") if ti is not None else None
-        user = (decision or {}).get("responded_by_user") or {}
-        approved = (user.get("name") or user.get("id")) if isinstance(user, dict) else str(user)
-        if (decision or {}).get("chosen_options"):
-            approved = f"{approved} ({', '.join(decision['chosen_options'])})"
-        actor = {"via": "airflow", "triggered_by": str(getattr(run, "triggering_user_name", None) or "airflow"),
-                 "approved_by": approved,
-                 "dag_id": getattr(run, "dag_id", None), "run_id": getattr(run, "run_id", None)}
-        result = panel.release(Path(a["out_dir"]), panel_outbox(), actor=actor)
+        # the panel folder from this run's own id; a recorded Approve of exactly these files, by
+        # someone other than the trigger (voucher_approval); never XCom
+        out, actor = approved_actor(context, folder=panel_folder, refusal="NOT RELEASED")
+        result = panel.release(out, panel_outbox(), actor=actor)
         log.info("RELEASED work lists of round %s to %s", result["round_id"], result["path"])
         return {k: result[k] for k in ("round_id", "path", "reviews")}
 

@@ -52,6 +52,15 @@ def run_folder(context) -> Path:
     return vc.run_dir(round_dir, context["run_id"])
 
 
+def panel_folder(context) -> Path:
+    """review_assignment's folder of this run, from the run's own id and round param."""
+    try:
+        round_dir = vc.resolve_round(context["params"]["round"])
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
+    return vc.run_dir(round_dir, f"review_assignment__{context['run_id']}")
+
+
 def triggered_by(context) -> str | None:
     return getattr(context.get("dag_run"), "triggering_user_name", None)
 
@@ -59,29 +68,31 @@ def triggered_by(context) -> str | None:
 class BoundApproval(ApprovalOperator):
     """ApprovalOperator whose subject and body come from the run folder, fingerprint first."""
 
-    def __init__(self, *, what: str = "allocation", **kwargs):
+    def __init__(self, *, what: str = "allocation", folder=run_folder,
+                 question: str = "Publish the {what} of voucher round {round_id}?", **kwargs):
         super().__init__(subject=f"Publish a voucher round {what}?", body="(read from the run folder)",
                          assigned_users=assigned_approvers(), **kwargs)
-        self.what = what
+        self.what, self.folder, self.question = what, folder, question
 
     def execute(self, context):
         from allocation import files
         from allocation.rounds.approval import record_request, with_fingerprint
-        out = run_folder(context)
+        out = self.folder(context)
         text_path = out / files.APPROVAL_TEXT
         if not text_path.is_file():
-            raise AirflowFailException(f"{text_path} missing: the allocate step did not finish for this run")
+            raise AirflowFailException(f"{text_path} missing: the step before the approval did not finish for this run")
         request = record_request(out, ti_id=str(context["task_instance"].id), triggered_by=triggered_by(context))
-        round_id = files.read_json(out / files.SOLUTION)["round_id"]
-        self.subject = (f"Publish the {self.what} of voucher round {round_id}? "
-                        f"(result {request['fingerprint'][:12]})")
+        report = out / (files.SOLUTION if (out / files.SOLUTION).is_file() else files.PANEL_REPORT)
+        round_id = files.read_json(report)["round_id"]
+        self.subject = (self.question.format(what=self.what, round_id=round_id)
+                        + f" (result {request['fingerprint'][:12]})")
         self.body = with_fingerprint(text_path.read_text(encoding="utf-8"), request["fingerprint"])
         log.info("approval requested for result %s in %s", request["fingerprint"], out)
         return super().execute(context)
 
     def execute_complete(self, context, event):
         from allocation.rounds.approval import record_response
-        out = run_folder(context)
+        out = self.folder(context)
         responded_at = event.get("responded_at")
         record = record_response(
             out, ti_id=str(context["task_instance"].id), chosen_options=event.get("chosen_options") or [],
@@ -92,15 +103,17 @@ class BoundApproval(ApprovalOperator):
         return super().execute_complete(context, event)
 
 
-def approved_actor(context) -> tuple[Path, dict]:
-    """(run folder, audit actor) for publish; AirflowFailException saying why nothing is published."""
+def approved_actor(context, folder=run_folder, refusal: str = "NOT PUBLISHED") -> tuple[Path, dict]:
+    """(run folder, audit actor) for publish (or the panel's release); AirflowFailException saying
+    why nothing goes out."""
     from allocation.errors import RoundError
     from allocation.rounds.approval import approved_actor as check
-    out = run_folder(context)
+    out = folder(context)
     run = context.get("dag_run")
     try:
         actor = check(out, triggered_by=triggered_by(context), allow_self_approval=allow_self_approval(),
-                      dag_id=getattr(run, "dag_id", None), run_id=getattr(run, "run_id", None))
+                      dag_id=getattr(run, "dag_id", None), run_id=getattr(run, "run_id", None),
+                      refusal=refusal)
     except RoundError as exc:
         from allocation import files
         if vc.is_demo() and not (out / files.APPROVAL_RECORD).is_file():

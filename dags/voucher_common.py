@@ -8,6 +8,7 @@ Locations (environment variables, defaults under the project):
   VOUCHER_RUNS_ROOT     one work folder per DAG run           <project>/airflow-home/runs
   VOUCHER_PUBLISH_ROOT  published versions + index.json       <project>/airflow-home/published
   VOUCHER_ALERT_EMAIL   optional: also e-mail failure notices (needs apache-airflow-providers-smtp)
+  VOUCHER_UI_BASE_URL   optional: the Airflow UI address for links in approval texts (default: relative)
   VOUCHER_DEMO          1 only in ./run demo: publish into VOUCHER_DEMO_PUBLISH_ROOT
                         (<project>/airflow-home/demo-published), every page marked DEMO
 """
@@ -104,6 +105,14 @@ def run_dir(round_dir: Path, run_id: str) -> Path:
     return runs_root() / key / sanitise(run_id)
 
 
+def preview_url(out: Path) -> str:
+    """The run's page in the Voucher rounds view (deploy/plugins/voucher_rounds.py), relative to
+    the Airflow UI unless VOUCHER_UI_BASE_URL (e.g. https://airflow.example.org) is set."""
+    from urllib.parse import quote
+    base = (os.environ.get("VOUCHER_UI_BASE_URL") or "").rstrip("/")
+    return f"{base}/voucher/runs/{quote(Path(out).parent.name)}/{quote(Path(out).name)}"
+
+
 def reset_dir(path: Path) -> Path:
     """Empty the run folder so a re-run of validate never mixes with stale files."""
     root = runs_root()
@@ -165,6 +174,20 @@ def on_task_failure(context) -> None:
     notify(f"[voucher] {ti.dag_id}.{ti.task_id} FAILED",
            f"run {getattr(run, 'run_id', '?')} conf={getattr(run, 'conf', {})} try {ti.try_number}: "
            f"{type(exc).__name__ if exc else 'error'}: {exc}", context)
+    record_failure(context)
+
+
+def record_failure(context) -> None:
+    """The failed task and its message into the run folder (failure.txt): what the run's note
+    and the Voucher rounds view show (deploy/plugins/voucher_rounds.py). Never raises."""
+    ti, run = context.get("ti"), context.get("dag_run")
+    try:
+        from allocation.rounds.view import record_failure as record
+        folder = run_dir(resolve_round(((getattr(run, "conf", None) or {}).get("round")) or ""), run.run_id)
+        if folder.is_dir():
+            record(folder, ti.task_id, context.get("exception") or "error")
+    except Exception as exc:   # no round folder (the note says so) or no run folder yet
+        log.info("failure not recorded in a run folder (%s: %s)", type(exc).__name__, exc)
 
 
 def on_deadline_missed(context: dict | None = None, **kwargs) -> None:

@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-USERS = ("officer", "approver", "operator", "admin")
+USERS = ("officer", "approver", "operator", "admin", "viewer")
 ROTATE: tuple[str, ...] = ()
 ALPHABET = "abcdefghkmnpqrstuvwxyzABCDEFGHKMNPQRSTUVWXYZ23456789"
 

@@ -38,7 +38,7 @@ load_env() {
     export VOUCHER_SIGNING_KEY="${VOUCHER_SIGNING_KEY:-$AIRFLOW_HOME/secrets/signing_key.pem}"   # signs manifests
     export VOUCHER_RUNS_ROOT="${VOUCHER_RUNS_ROOT:-$AIRFLOW_HOME/runs}"
     export VOUCHER_PUBLISH_ROOT="${VOUCHER_PUBLISH_ROOT:-$AIRFLOW_HOME/published}"
-    export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/deploy/plugins"   # voucher_guard: only admins set states
+    export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/deploy/plugins"   # voucher_guard (only admins set states), voucher_rounds (the view, failure notes)
     VOUCHER_API_TLS_ARGS=""
     if [ -n "${VOUCHER_API_SSL_CERT:-}" ]; then   # TLS: see README "Production profile"
         VOUCHER_API_TLS_ARGS="--ssl-cert $VOUCHER_API_SSL_CERT --ssl-key $VOUCHER_API_SSL_KEY"

@@ -43,3 +43,20 @@ def test_overrides_are_validated(valid_toml):
     config = parse_config(valid_toml).with_overrides(budget_krw=1_000, time_limit_s=5)
     assert config.round.budget_krw == 1_000 and config.solver.time_limit_s == 5
     assert config.quotas[0].name == "non_capital"
+
+
+def test_publish_and_retention_sections_are_optional_checked_and_round_trip(valid_toml):
+    from allocation.intake import config_to_toml
+
+    plain = parse_config(valid_toml)
+    assert not plain.show_staff_names and plain.retention_policy.lookup_files_days == 90
+    assert "[retention]" not in config_to_toml(plain) and "[publish]" not in config_to_toml(plain)
+    chosen = parse_config(valid_toml + "\n[publish]\nshow_staff_names = true\n"
+                          "[retention]\nlookup_files_days = 30\nround_folder_days = 400\n")
+    assert chosen.show_staff_names and chosen.retention_policy.round_folder_days == 400
+    assert chosen.retention_policy.run_folders_days == 90
+    assert parse_config(config_to_toml(chosen)) == chosen
+    for bad, where in (("lookup_files_days = -1", "retention.lookup_files_days"),
+                       ("keep_forever = true", "retention.keep_forever")):
+        with pytest.raises(RoundError, match=where.replace(".", r"\.")):
+            parse_config(valid_toml + f"\n[retention]\n{bad}\n")

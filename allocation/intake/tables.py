@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from allocation import schema, text
+from allocation import files, schema, text
 from allocation.errors import RoundError
 from allocation.identifiers import business_no_is_valid_expr
 
@@ -37,10 +37,23 @@ TMP = "__intake_"   # prefix of temporary columns
 # --- Reading files ---------------------------------------------------------------
 
 
+def purged_notice(round_dir: Path) -> str | None:
+    """The first line of a purged round folder's note (allocation.rounds.retention), or None."""
+    note = Path(round_dir) / files.PURGED_NOTE
+    if not note.is_file():
+        return None
+    lines = note.read_text(encoding="utf-8", errors="replace").splitlines()
+    return text.terminal(lines[0]) if lines else "This round folder was purged."
+
+
 def table_path(round_dir: Path, spec: schema.TableSpec) -> Path:
     found = [round_dir / f"{spec.stem}{ext}" for ext in schema.TABLE_EXTENSIONS
              if (round_dir / f"{spec.stem}{ext}").is_file()]
     accepted = ", ".join(f"{spec.stem}{ext}" for ext in schema.TABLE_EXTENSIONS)
+    if not found and (notice := purged_notice(round_dir)):
+        raise RoundError(f"{round_dir}: this round folder was purged: its applicant data is gone after "
+                         f"the retention period, so there is nothing to validate or allocate.\n"
+                         f"  {notice}\n  (See {files.PURGED_NOTE} in the folder for what was removed.)")
     if not found:
         raise RoundError(f"{round_dir}: the {spec.stem} table is missing.\n"
                          f"  Add exactly one of: {accepted}")

@@ -30,11 +30,13 @@ def neutralise(frame: pl.DataFrame) -> pl.DataFrame:
 
 def public_award_list(out_dir: Path) -> pl.DataFrame:
     """Awardees only, with masked business numbers and hours per GPU type."""
-    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET).filter(
-        pl.col("status") == schema.STATUS_AWARDED)
+    outcomes = (pl.scan_parquet(out_dir / files.OUTCOMES_PARQUET)    # awardees only, never all rows
+                .filter(pl.col("status") == schema.STATUS_AWARDED)
+                .select("application_id", "company_name", "business_no", "region", "award_fraction",
+                        "awarded_krw", "copay_krw").collect())
     awards = pl.read_parquet(out_dir / files.AWARDS_PARQUET)
-    apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet").select(
-        "application_id", "project_title")
+    apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet",
+                           columns=["application_id", "project_title"])
     if schema.CAPACITY_MONTH in awards.columns:   # awards per month: the list shows hours per type
         awards = awards.group_by("application_id", "gpu_type").agg(pl.col("gpu_hours").sum())
     hours = awards.pivot(on="gpu_type", index="application_id", values="gpu_hours",
@@ -140,12 +142,32 @@ def write_html_pages(awards: pl.DataFrame, target: Path, title: str, round_name:
 
 
 def write_xlsx(frame: pl.DataFrame, path: Path) -> None:
-    # cells stay text: no live hyperlinks from URL-like names, no formulas from =… cells
-    workbook = xlsxwriter.Workbook(str(path), {"strings_to_urls": False, "strings_to_formulas": False,
-                                               "strings_to_numbers": False})
+    """One sheet: a frozen header row, then the rows, streamed in constant memory (xlsxwriter
+    writes each row as it goes: 300k awardees need no more memory than 3). Text is always a
+    text cell (never a formula, number or link); column widths from the longest value."""
+    workbook = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_urls": False,
+                                               "strings_to_formulas": False, "strings_to_numbers": False})
     workbook.set_properties({"created": files.XLSX_CREATED, "title": "Compute voucher awards"})
     try:
-        frame.write_excel(workbook, worksheet="awards", autofit=True)
+        sheet = workbook.add_worksheet("awards")
+        bold = workbook.add_format({"bold": True})
+        formats = {name: workbook.add_format({"num_format": "0%" if name == "award_fraction" else "#,##0"})
+                   for name, dtype in frame.schema.items() if dtype.is_numeric()}
+        widths = frame.select(pl.col(c).cast(pl.String).str.len_chars().max().fill_null(0)
+                              for c in frame.columns).row(0) if frame.height else [0] * frame.width
+        for c, (name, width) in enumerate(zip(frame.columns, widths)):
+            sheet.set_column(c, c, min(max(int(width), len(name)) + 2, 60))
+        sheet.freeze_panes(1, 0)
+        sheet.write_row(0, 0, frame.columns, bold)
+        kinds = [(c, name, formats.get(name)) for c, name in enumerate(frame.columns)]
+        for r, row in enumerate(frame.iter_rows(), 1):
+            for (c, name, fmt), value in zip(kinds, row):
+                if value is None:
+                    continue
+                if fmt is None:
+                    sheet.write_string(r, c, str(value))
+                else:
+                    sheet.write_number(r, c, value, fmt)
     finally:
         workbook.close()
 

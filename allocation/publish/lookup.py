@@ -9,7 +9,9 @@ it holds. Two steps (see allocation.intake.receipt for the floor and the strengt
   strength class)`` — 32 bytes, kept in the officers' run folder instead of the code;
 * per published version: ``name = hex(HKDF-SHA256(master, salt=version_salt, info=NAME_INFO))``,
   ``key = HKDF-SHA256(master, salt=version_salt, info=KEY_INFO)``; ``version_salt`` is 16 random
-  bytes per version, so two versions' files cannot be linked, and a republish runs no PBKDF2;
+  bytes chosen by the round's first version and carried by every later version of the round
+  (fresh again only when the previous version's lookup.json is gone, e.g. purged), so a
+  republish runs no PBKDF2 and an unchanged record keeps its file name and key;
 * the file holds ``{"v": 2, "iv": …, "ct": …}``: the outcome as JSON, long texts truncated
   (``cap_record``), padded with spaces to ``PLAINTEXT_SIZE`` bytes (the same in every version and
   every round), sealed with AES-256-GCM (random 96-bit nonce, the name as associated data).
@@ -32,18 +34,41 @@ Rows that cannot have a file, or share one:
   (``skipped_ambiguous``).
 
 Sealing runs in worker processes that write their files straight to disk; the sha256 of every
-``r/`` file goes to ``r.sha256`` (sha256sum format), which the signed manifest pins.
+``r/`` file goes to ``r.sha256`` (sha256sum format), which the signed manifest pins. It runs in
+three phases — ``prepare_lookup`` → ``seal_lookup_chunk`` (any process, any order: worker
+processes here, mapped Airflow tasks in production) → ``finalize_lookup`` — that hand over
+through the officers' run folder (``lookup_work/``), never through the public folder.
+
+Republishing: what did not change is not sealed again. Each publication leaves in the run
+folder (``files.LOOKUP_STATE``, officers only: it holds the masters) the master, file name,
+sha256 and a 128-bit digest of every record's inputs (two seeded polars row hashes of the
+outcome, title, request and award columns). The next version of the round, when that state
+describes exactly its previous version (same ``r.sha256`` bytes, same salt, same round name
+and minimum score, same code of this module and the schema, same polars version), hard-links
+the previous file of every record whose digest is unchanged (a copy across file systems) and
+reuses its ``r.sha256`` line; changed and new records are sealed (same name and key, a fresh
+nonce), removed ones get no file. Anything else — no state, another run folder without one, a
+previous file gone — seals again; it is never wrong, only slower.
+
+The privacy cost, stated plainly: because an unchanged record keeps its file, anyone comparing
+two versions of a round sees which anonymous files were replaced, added or removed (how many
+outcomes changed — a count the award lists and changes.json already reveal) and can follow one
+anonymous file across versions. They still cannot tell whose a file is, nor read it, without
+that applicant's id and receipt code: names and contents come from the master as before, and
+guessing a code costs the same PBKDF2 floor per guess.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import hmac
 import json
 import math
 import multiprocessing
 import os
+import shutil
 import sys
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -323,12 +348,12 @@ def lookup_rows(out_dir: Path) -> tuple[pl.DataFrame, dict, bool, bytes]:
     by_month = schema.START_MONTH in pl.read_parquet_schema(out_dir / files.OUTCOMES_PARQUET)
     outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET,
                                columns=list(OUTCOME_COLUMNS) + ([schema.START_MONTH] if by_month else []))
-    apps = pl.read_parquet(out_dir / files.INTAKE / "applications.parquet")
-    if receipt.MASTER_COLUMN not in apps.columns or not round_salt:
+    apps_path = out_dir / files.INTAKE / "applications.parquet"
+    if receipt.MASTER_COLUMN not in pl.read_parquet_schema(apps_path) or not round_salt:
         raise ValueError(f"{out_dir}: intake holds no lookup masters (a run folder from before "
                          f"receipt codes were sealed at intake); run the round again")
-    apps = apps.select("source_row", "project_title", receipt.MASTER_COLUMN,
-                       receipt.MILLIBITS_COLUMN, receipt.ITERATIONS_COLUMN)
+    apps = pl.read_parquet(apps_path, columns=["source_row", "project_title", receipt.MASTER_COLUMN,
+                                               receipt.MILLIBITS_COLUMN, receipt.ITERATIONS_COLUMN])
     awards = pl.read_parquet(out_dir / files.AWARDS_PARQUET)
     if by_month:   # awards per month: the record shows the hours per GPU type
         awards = awards.group_by("application_id", "gpu_type").agg(pl.col("gpu_hours").sum())
@@ -359,25 +384,47 @@ def lookup_rows(out_dir: Path) -> tuple[pl.DataFrame, dict, bool, bytes]:
     return keep.drop("n", "dup_only", "first"), counts, awards.is_empty(), round_salt
 
 
+def _write_file(path: str, blob: bytes, stamp: float) -> None:
+    # O_EXCL: a name collision (2^-256) is an error, never an overwrite
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, blob)
+        os.utime(fd, (stamp, stamp))
+    finally:
+        os.close(fd)
+
+
 def _seal_chunk(chunk: pl.DataFrame, folder: str, version_salt: bytes, round_id: str,
                 round_name: str, min_score: float | None, nobody_funded: bool,
                 stamp: float) -> bytes:
-    """Seal and write one chunk of rows (a worker process); its r.sha256 lines (unsorted)."""
+    """Seal and write one chunk of rows (a worker process); per row, in order, the 32-byte file
+    name and the 32-byte sha256 of the file."""
     out = []
     for row in chunk.iter_rows(named=True):
         plaintext = cap_record(_record(row, round_id, round_name, min_score, nobody_funded))
         name, key = file_keys(row[receipt.MASTER_COLUMN], version_salt)
         blob = seal(name, key, plaintext.ljust(PLAINTEXT_SIZE, b" "))
-        # O_EXCL: a name collision (2^-256) is an error, never an overwrite
-        fd = os.open(os.path.join(folder, name[:SHARD], name + ".json"),
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        _write_file(os.path.join(folder, name[:SHARD], name + ".json"), blob, stamp)
+        out.append(bytes.fromhex(name) + hashlib.sha256(blob).digest())
+    return b"".join(out)
+
+
+def _link_chunk(names: list[bytes], previous: str, folder: str) -> list[int]:
+    """Reuse the previous version's files of unchanged records (a worker process): a hard link,
+    or a copy across file systems. Returns the positions whose file is missing (sealed again)."""
+    missing = []
+    for k, raw in enumerate(names):
+        name = raw.hex()
+        rel = os.path.join(name[:SHARD], name + ".json")
         try:
-            os.write(fd, blob)
-            os.utime(fd, (stamp, stamp))
-        finally:
-            os.close(fd)
-        out.append(f"{hashlib.sha256(blob).hexdigest()}  {files.LOOKUP_DIR}/{name[:SHARD]}/{name}.json\n")
-    return "".join(out).encode("ascii")
+            os.link(os.path.join(previous, rel), os.path.join(folder, rel))
+        except FileNotFoundError:
+            missing.append(k)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            shutil.copy2(os.path.join(previous, rel), os.path.join(folder, rel))
+    return missing
 
 
 def _chunks(frame: pl.DataFrame, size: int):
@@ -385,19 +432,15 @@ def _chunks(frame: pl.DataFrame, size: int):
         yield frame.slice(start, size)
 
 
-def _write_listing(blobs: list[bytes], path: Path) -> None:
-    """r.sha256 sorted by file name, one shard (first hex digits) at a time: little memory."""
-    offset = 64 + 2 + len(files.LOOKUP_DIR) + 1          # "<sha256>  r/" before the shard prefix
-    shards: dict[bytes, list[bytes]] = {}
-    for blob in blobs:
-        for line in blob.splitlines(keepends=True):
-            shards.setdefault(line[offset:offset + SHARD], []).append(line)
-    blobs.clear()
+def _write_listing(state: pl.DataFrame, path: Path) -> None:
+    """r.sha256 (sha256sum format) sorted by file name, from the state's name and sha256."""
+    ordered = state.select("name", "sha256").sort("name")
     with open(path, "wb") as handle:
-        for shard in sorted(shards):
-            lines = shards.pop(shard)
-            lines.sort(key=lambda line: line[offset:])
-            handle.writelines(lines)
+        for part in _chunks(ordered, 100_000):
+            name = pl.col("name").bin.encode("hex")
+            part.select(pl.concat_str(pl.col("sha256").bin.encode("hex"), pl.lit(f"  {files.LOOKUP_DIR}/"),
+                                      name.str.slice(0, SHARD), pl.lit("/"), name, pl.lit(".json"))) \
+                .write_csv(handle, include_header=False, quote_style="never")
 
 
 def default_workers() -> int:
@@ -405,42 +448,269 @@ def default_workers() -> int:
                       else (os.cpu_count() or 1)))
 
 
-def write_lookup_files(out_dir: Path, target: Path, round_id: str, *, round_name: str = "",
-                       min_score: float | None = None, workers: int | None = None,
-                       stamp: float | None = None) -> dict:
-    """Write lookup.json, r/<name>.json and r.sha256 into target; returns counts for the manifest.
+# --- Republishing: what did not change is not sealed again -----------------------------
 
-    Files are sealed by `workers` processes (default: the usable cores, at most 8), each writing
-    its files to disk at once; only (name, sha256) pairs come back to this process."""
-    rows, counts, nobody_funded, round_salt = lookup_rows(Path(out_dir))
-    params = LookupParams.new(round_id, round_salt)
+_DIGEST_SEEDS = (0x766F7563, 0x6C6F6F6B)   # two 64-bit row hashes: a 128-bit record digest
+_NOT_DIGESTED = (receipt.MASTER_COLUMN, receipt.MILLIBITS_COLUMN, receipt.ITERATIONS_COLUMN)
+_STATE_SCHEMA = {receipt.MASTER_COLUMN: pl.Binary, "d1": pl.UInt64, "d2": pl.UInt64,
+                 "name": pl.Binary, "sha256": pl.Binary}
+
+
+def _with_digests(rows: pl.DataFrame) -> pl.DataFrame:
+    """d1, d2: the row's record inputs hashed (polars row hash, two seeds)."""
+    cols = [c for c in rows.columns if c not in _NOT_DIGESTED]
+    return rows.with_columns(d1=pl.struct(cols).hash(_DIGEST_SEEDS[0]),
+                             d2=pl.struct(cols).hash(_DIGEST_SEEDS[1]))
+
+
+def record_context(params: LookupParams, round_name: str, min_score: float | None,
+                   nobody_funded: bool) -> str:
+    """What every record of a version depends on besides its row: the file salt, the round's
+    name and minimum score, whether it funds nobody, the code that builds and seals records
+    (this module and the schema) and the polars version (its row hash). Another context: every
+    file is sealed again."""
+    digest = hashlib.sha256()
+    for source in (Path(__file__), Path(schema.__file__)):
+        digest.update(hashlib.sha256(source.read_bytes()).digest())
+    digest.update(json.dumps([params.round_id, _b64(params.round_salt), _b64(params.version_salt),
+                              round_name, min_score, nobody_funded, PLAINTEXT_SIZE, pl.__version__,
+                              _DIGEST_SEEDS]).encode())
+    return digest.hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def carried_params(previous: Path | None, round_id: str, round_salt: bytes) -> LookupParams:
+    """The previous version's salt when it is a lookup of the same round (same masters), so
+    unchanged records keep their file name and key; otherwise a fresh one."""
+    path = Path(previous) / files.LOOKUP_JSON if previous is not None else None
+    if path is not None and path.is_file():
+        try:
+            old = LookupParams.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError):
+            old = None
+        if old is not None and old.round_id == round_id and old.round_salt == round_salt:
+            return old
+    return LookupParams.new(round_id, round_salt)
+
+
+def previous_state(previous: Path | None, state_dirs: list[Path], context: str) -> pl.DataFrame | None:
+    """The state of the previous version's lookup files from the first of state_dirs (run
+    folders) whose state describes exactly that version's r.sha256 in this context; else None."""
+    listing = Path(previous) / files.LOOKUP_LISTING if previous is not None else None
+    if listing is None or not listing.is_file() or not (Path(previous) / files.LOOKUP_DIR).is_dir():
+        return None
+    want = _sha256_file(listing)
+    for folder in state_dirs:
+        meta_path, state_path = Path(folder) / files.LOOKUP_STATE_META, Path(folder) / files.LOOKUP_STATE
+        if not (meta_path.is_file() and state_path.is_file()):
+            continue
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if meta.get("listing_sha256") == want and meta.get("context") == context:
+            return pl.read_parquet(state_path)
+    return None
+
+
+def _split(rows: pl.DataFrame, state: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows to seal, unchanged rows with the name and sha256 of their previous file)."""
+    if state is None:
+        return rows, rows.clear().with_columns(name=pl.lit(None, pl.Binary), sha256=pl.lit(None, pl.Binary))
+    joined = rows.join(state.rename({"d1": "old_d1", "d2": "old_d2"}), on=receipt.MASTER_COLUMN,
+                       how="left", maintain_order="left")
+    same = ((pl.col("old_d1") == pl.col("d1")) & (pl.col("old_d2") == pl.col("d2"))).fill_null(False)
+    unchanged = joined.filter(same).select(*rows.columns, "name", "sha256")
+    reseal = joined.filter(~same).select(rows.columns)
+    return reseal, unchanged
+
+
+def _sealed_state(chunk: pl.DataFrame, pairs: bytes) -> pl.DataFrame:
+    """The state rows of a sealed chunk from its worker's (name, sha256) pairs."""
+    return chunk.select(receipt.MASTER_COLUMN, "d1", "d2").with_columns(
+        name=pl.Series([pairs[i:i + 32] for i in range(0, len(pairs), 64)], dtype=pl.Binary),
+        sha256=pl.Series([pairs[i + 32:i + 64] for i in range(0, len(pairs), 64)], dtype=pl.Binary))
+
+
+# --- Three phases: prepare → seal chunk i (any process, any order) → finalize --------------
+# The rows to seal and the files to reuse go to the officers' run folder (files.LOOKUP_WORK,
+# 0700/0600), never to the version folder; a chunk reads only its own rows from there and writes
+# its result there. The local publisher runs the chunks in worker processes; the production DAG
+# runs them as mapped Airflow tasks (dags/voucher_publish.py).
+
+PLAN = "plan.json"
+SEAL_ROWS = "seal.parquet"           # the rows to seal (new or changed records)
+LINK_ROWS = "link.parquet"           # the unchanged records: their previous name and sha256
+LINK_CHUNK_ROWS = 100_000
+
+
+def _work(out_dir: Path) -> Path:
+    return Path(out_dir) / files.LOOKUP_WORK
+
+
+def _done(out_dir: Path, index: int) -> Path:
+    return _work(out_dir) / f"done-{index:05d}.parquet"
+
+
+def prepare_lookup(out_dir: Path, target: Path, round_id: str, *, round_name: str = "",
+                   min_score: float | None = None, stamp: float | None = None,
+                   previous: Path | None = None, state_dirs: list[Path] | None = None,
+                   chunk_rows: int = CHUNK_ROWS) -> dict:
+    """Phase 1: decide what to seal and what to reuse; the r/ shard folders in target; the plan
+    (its chunks) in the run folder. Returns the plan."""
+    out_dir = Path(out_dir)
+    rows, counts, nobody_funded, round_salt = lookup_rows(out_dir)
+    params = carried_params(previous, round_id, round_salt)
+    context = record_context(params, round_name, min_score, nobody_funded)
+    rows = _with_digests(rows)
+    state = previous_state(previous, state_dirs if state_dirs is not None else [out_dir], context)
+    reseal, unchanged = _split(rows, state)
+    del rows, state
+    unchanged = unchanged.select(*_STATE_SCHEMA)
+    work = _work(out_dir)
+    if work.exists():
+        shutil.rmtree(work)
+    files.private_dir(work)
+    files.write_parquet(reseal, work / SEAL_ROWS, row_group_size=chunk_rows)
+    files.write_parquet(unchanged, work / LINK_ROWS, row_group_size=LINK_CHUNK_ROWS)
     results = Path(target) / files.LOOKUP_DIR
     results.mkdir()
     for k in range(16 ** SHARD):      # r/<first two hex digits>/: no directory of a million entries
         (results / f"{k:0{SHARD}x}").mkdir()
-    stamp = stamp if stamp is not None else 0.0
-    args = (str(results), params.version_salt, round_id, round_name, min_score, nobody_funded, stamp)
-    workers = workers or default_workers()
-    listing: list[bytes] = []     # ~130 bytes per file, as a few large blobs
-    if workers == 1 or rows.height < SERIAL_BELOW:
-        listing = [_seal_chunk(rows, *args)]
+    chunks = ([{"kind": "link", "offset": o, "rows": min(LINK_CHUNK_ROWS, unchanged.height - o)}
+               for o in range(0, unchanged.height, LINK_CHUNK_ROWS)]
+              + [{"kind": "seal", "offset": o, "rows": min(chunk_rows, reseal.height - o)}
+                 for o in range(0, reseal.height, chunk_rows)])
+    plan = {"round_id": round_id, "round_name": round_name, "min_score": min_score,
+            "nobody_funded": nobody_funded, "stamp": stamp if stamp is not None else 0.0,
+            "lookup": params.to_json(), "context": context, "target": str(target),
+            "previous": str(previous) if previous is not None else None,
+            "counts": counts, "chunks": chunks}
+    files.write_json(work / PLAN, plan)
+    return plan
+
+
+def read_plan(out_dir: Path) -> dict:
+    path = _work(out_dir) / PLAN
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no lookup plan (prepare_lookup did not run for this run folder)")
+    return files.read_json(path)
+
+
+def seal_lookup_chunk(out_dir: Path, index: int) -> int:
+    """Phase 2, chunk `index` of the plan: seal its rows or link its unchanged files into the
+    version folder; its result (state rows) to the run folder. Safe to run again after a crash
+    (its files are replaced). Returns the rows done."""
+    plan = read_plan(out_dir)
+    chunk = plan["chunks"][index]
+    work = _work(out_dir)
+    kind = chunk["kind"]
+    rows = pl.scan_parquet(work / (SEAL_ROWS if kind == "seal" else LINK_ROWS)) \
+        .slice(chunk["offset"], chunk["rows"]).collect()
+    params = LookupParams.from_json(plan["lookup"])
+    results = str(Path(plan["target"]) / files.LOOKUP_DIR)
+    started = work / f"started-{index:05d}"
+    if started.exists():               # an earlier attempt may have written some of its files
+        names = (rows["name"].to_list() if kind == "link" else
+                 [bytes.fromhex(file_keys(m, params.version_salt)[0]) for m in rows[receipt.MASTER_COLUMN]])
+        for raw in names:
+            name = raw.hex()
+            Path(results, name[:SHARD], name + ".json").unlink(missing_ok=True)
+    files.write_text(started, "")
+    if kind == "seal":
+        pairs = _seal_chunk(rows, results, params.version_salt, plan["round_id"], plan["round_name"],
+                            plan["min_score"], plan["nobody_funded"], plan["stamp"])
+        done = _sealed_state(rows, pairs).with_columns(missing=pl.lit(False))
     else:
-        ctx = multiprocessing.get_context("spawn")   # no fork of a threaded (polars) process
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            pending: deque = deque()
-            for chunk in _chunks(rows, CHUNK_ROWS):
-                pending.append(pool.submit(_seal_chunk, chunk, *args))
-                while len(pending) >= 2 * workers:
-                    listing.append(pending.popleft().result())
-            while pending:
-                listing.append(pending.popleft().result())
-    del rows
-    _write_listing(listing, Path(target) / files.LOOKUP_LISTING)
-    (Path(target) / files.LOOKUP_JSON).write_text(
+        missing = _link_chunk(rows["name"].to_list(), str(Path(plan["previous"]) / files.LOOKUP_DIR), results)
+        done = rows.with_columns(missing=pl.int_range(pl.len()).is_in(missing))
+    files.write_parquet(done, _done(out_dir, index))
+    return rows.height
+
+
+def finalize_lookup(out_dir: Path) -> dict:
+    """Phase 3: every chunk's result → r.sha256 and lookup.json in the version folder, this
+    version's state to the run folder (files.LOOKUP_STATE); the work folder removed. Unchanged
+    records whose previous file was missing are sealed here. Returns the counts for the manifest."""
+    out_dir = Path(out_dir)
+    plan = read_plan(out_dir)
+    absent = [k for k in range(len(plan["chunks"])) if not _done(out_dir, k).is_file()]
+    if absent:
+        raise RuntimeError(f"lookup chunks {absent[:5]} of {len(plan['chunks'])} were not sealed; "
+                           f"nothing was published")
+    done = (pl.concat([pl.read_parquet(_done(out_dir, k)) for k in range(len(plan["chunks"]))])
+            if plan["chunks"] else pl.DataFrame(schema={**_STATE_SCHEMA, "missing": pl.Boolean}))
+    sealed = sum(c["rows"] for c in plan["chunks"] if c["kind"] == "seal")
+    lost = done.filter("missing")
+    state = done.filter(~pl.col("missing")).drop("missing")
+    del done
+    target = Path(plan["target"])
+    params = LookupParams.from_json(plan["lookup"])
+    if lost.height:        # unchanged, but the previous file is gone: sealed again
+        rows = _with_digests(lookup_rows(out_dir)[0])
+        rows = rows.filter(pl.col(receipt.MASTER_COLUMN).is_in(lost[receipt.MASTER_COLUMN].implode()))
+        pairs = _seal_chunk(rows, str(target / files.LOOKUP_DIR), params.version_salt, plan["round_id"],
+                            plan["round_name"], plan["min_score"], plan["nobody_funded"], plan["stamp"])
+        state = pl.concat([state, _sealed_state(rows, pairs)])
+        sealed += rows.height
+    listing = target / files.LOOKUP_LISTING
+    _write_listing(state, listing)
+    (target / files.LOOKUP_JSON).write_text(
         json.dumps(params.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return {**counts, "plaintext_bytes": PLAINTEXT_SIZE, "listing": files.LOOKUP_LISTING,
+    files.write_parquet(state, out_dir / files.LOOKUP_STATE)
+    files.write_json(out_dir / files.LOOKUP_STATE_META,
+                     {"listing_sha256": _sha256_file(listing), "context": plan["context"],
+                      "round_id": plan["round_id"], "files": state.height, "sealed": sealed,
+                      "reused": state.height - sealed})
+    shutil.rmtree(_work(out_dir), ignore_errors=True)
+    return {**plan["counts"], "plaintext_bytes": PLAINTEXT_SIZE, "listing": files.LOOKUP_LISTING,
             "floor_gpu_years": receipt.FLOOR_GPU_YEARS,
             "classes": {str(b): it for b, it in receipt.CLASSES}}
+
+
+def write_lookup_files(out_dir: Path, target: Path, round_id: str, *, round_name: str = "",
+                       min_score: float | None = None, workers: int | None = None,
+                       stamp: float | None = None, previous: Path | None = None,
+                       state_dirs: list[Path] | None = None) -> dict:
+    """Write lookup.json, r/<name>.json and r.sha256 into target; returns counts for the manifest.
+
+    The three phases in one call: the chunks run in `workers` processes (default: the usable
+    cores, at most 8), each reading its rows from the run folder and writing its files to disk.
+
+    previous: the round's latest published version. Its salt is carried over, and when one of
+    state_dirs (default: out_dir) holds the state of exactly that version, the records whose
+    digest did not change keep their file (hard-linked, or copied across file systems) and
+    their r.sha256 line; only changed and new records are sealed, removed ones are left out.
+    The state of this version goes to out_dir (files.LOOKUP_STATE, officers only)."""
+    plan = prepare_lookup(out_dir, target, round_id, round_name=round_name, min_score=min_score,
+                          stamp=stamp, previous=previous, state_dirs=state_dirs)
+    run_lookup_chunks(out_dir, len(plan["chunks"]), workers=workers, serial=is_small(plan))
+    return finalize_lookup(out_dir)
+
+
+def is_small(plan: dict) -> bool:
+    """Few rows to seal: cheaper in this process than starting workers."""
+    return sum(c["rows"] for c in plan["chunks"] if c["kind"] == "seal") < SERIAL_BELOW
+
+
+def run_lookup_chunks(out_dir: Path, count: int, *, workers: int | None = None, serial: bool = False) -> None:
+    """Phase 2 for every chunk: in `workers` processes, or in this one (serial, or one worker)."""
+    workers = workers or default_workers()
+    if serial or workers == 1 or count <= 1:
+        for k in range(count):
+            seal_lookup_chunk(out_dir, k)
+        return
+    ctx = multiprocessing.get_context("spawn")   # no fork of a threaded (polars) process
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        for _ in pool.map(seal_lookup_chunk, [Path(out_dir)] * count, range(count)):
+            pass
 
 
 # --- Lookups (officers' CLI) --------------------------------------------------------

@@ -188,7 +188,8 @@ def report_context(out_dir: Path, version: int | None = None) -> dict:
     sol = json.loads((out_dir / files.SOLUTION).read_text(encoding="utf-8"))
     cfg = round_config(out_dir)
     summary = sol["summary"]
-    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET)
+    outcomes = pl.read_parquet(out_dir / files.OUTCOMES_PARQUET, columns=[   # what the report counts
+        "application_id", "status", "reason", "region", "score", "awarded_krw", "copay_krw"])
     capacity = pl.read_parquet(out_dir / files.INTAKE / "capacity.parquet")
     requests = pl.read_parquet(out_dir / files.INTAKE / "requests.parquet")
     copay_share = float(cfg.get("round", {}).get("copay_share", 0.0))
@@ -279,10 +280,26 @@ def report_context(out_dir: Path, version: int | None = None) -> dict:
     }
 
 
+ROLE_LABELS = {"officer": "담당자 / programme officer", "approver": "승인권자 / approving officer",
+               "operator": "운영자 / operator", "system": "시스템 (예약 실행) / system (scheduled)"}
+
+
 def _role(entry: dict, step: str) -> str:
     """Who acted, as a role for the public report: the programme office, its approving officer
-    (and whether four eyes held), or the command line."""
-    if entry.get("via") != "airflow":
+    (and whether four eyes held), an operator (the command line) or the system (a scheduled run);
+    the account name too only where the public audit line carries it (round.toml opted in)."""
+    if "roles" in entry:   # audit lines since the public/officers' split (allocation.publish.audit)
+        role = (entry.get("roles") or {}).get(step)
+        if not role:
+            return "-"
+        label = ROLE_LABELS.get(role, "-")
+        if role == "operator" and entry.get("via") != "airflow":
+            label = "운영자 (명령줄) / operator (command line)"
+        if step == "approved" and str(entry.get("four_eyes") or "").startswith("WAIVED"):
+            label = "승인권자 (본인 승인) / approver (self-approved)"
+        name = (entry.get("staff") or {}).get(f"{step}_by")
+        return f"{label}: {name}" if name else label
+    if entry.get("via") != "airflow":   # legacy lines: roles derived, their account names never shown
         return "명령줄 / command line"
     if step == "triggered":
         return "담당자 / programme officer"
@@ -299,11 +316,14 @@ def timeline_rows(entries: list[dict]) -> list[dict]:
         if e.get("kind") == "purge":   # allocation.rounds.retention
             removed = e.get("removed") or {}
             rows.append({"version": "-", "kind": "개인정보 파기 / personal data removed",
-                         "date": (e.get("purged_at") or "")[:10], "as_of": e.get("before") or "-",
+                         "date": (e.get("purged_at") or "")[:10],
+                         "as_of": e.get("before") or e.get("as_of") or "-",
                          "triggered_by": _role(e, "triggered"), "approved_by": "-", "funded": None,
                          "awarded_krw": None, "solver": "-", "inputs": "-",
                          "changes": f"{removed.get('run_folders', 0)} run folder(s); lookup files of "
-                                    + (", ".join(removed.get("lookup_files") or {}) or "no version")})
+                                    + (", ".join(removed.get("lookup_files") or {}) or "no version")
+                                    + (f"; round folder: {removed['round_folder_files']} file(s)"
+                                       if removed.get("round_folder_files") else "")})
             continue
         diff = e.get("diff") or {}
         appeals = e.get("appeals") or {}
@@ -316,7 +336,7 @@ def timeline_rows(entries: list[dict]) -> list[dict]:
         summary = e.get("summary") or {}
         rows.append({"version": e.get("version"), "kind": e.get("kind", "allocation"),
                      "date": (e.get("published_at") or "")[:10], "as_of": e.get("as_of") or "-",
-                     # roles, never staff account names: the audit trail (officers' side) keeps those
+                     # roles, never staff account names (unless the round opted in): the officers' trail keeps those
                      "triggered_by": _role(e, "triggered"), "approved_by": _role(e, "approved"),
                      "funded": summary.get("funded"), "awarded_krw": summary.get("awarded_krw"),
                      "solver": (e.get("solver") or {}).get("status") or "-",

@@ -50,20 +50,24 @@ def _round_info(out_dir: Path, report_json: dict) -> tuple[str, float | None]:
 
 def _write_version(out_dir: Path, target: Path, report_json: dict, version: int = 1,
                    timeline: list[dict] | None = None, changes: dict | None = None,
-                   stamp: float = 0.0, workers: int | None = None) -> dict:
-    """Every public file of the version into target; returns the lookup counts."""
+                   stamp: float = 0.0, workers: int | None = None,
+                   previous: Path | None = None) -> dict:
+    """Every public file of the version into target; returns the lookup counts. previous: the
+    round's latest version (its unchanged lookup files are reused, allocation.publish.lookup)."""
     round_id = report_json["round_id"]
     round_name, min_score = _round_info(out_dir, report_json)
+    plan = lookup.prepare_lookup(out_dir, target, round_id, round_name=round_name, min_score=min_score,
+                                 stamp=stamp, previous=previous, state_dirs=lookup_state_dirs(out_dir))
     # the lookup files are sealed by worker processes while this process writes the rest
     with ThreadPoolExecutor(max_workers=1) as background:
-        sealing = background.submit(lookup.write_lookup_files, out_dir, target, round_id,
-                                    round_name=round_name, min_score=min_score, stamp=stamp,
-                                    workers=workers)
+        sealing = background.submit(
+            lookup.run_lookup_chunks, out_dir, len(plan["chunks"]), workers=workers,
+            serial=lookup.is_small(plan))
         try:
             _write_pages(out_dir, target, report_json, version, round_id, round_name, timeline, changes)
         finally:
-            counts = sealing.result()      # waits; re-raises a sealing error
-    return counts
+            sealing.result()      # waits; re-raises a sealing error
+    return lookup.finalize_lookup(out_dir)
 
 
 def _write_pages(out_dir: Path, target: Path, report_json: dict, version: int, round_id: str,
@@ -77,6 +81,19 @@ def _write_pages(out_dir: Path, target: Path, report_json: dict, version: int, r
             title=f"컴퓨팅 바우처 선정 결과 — {round_id}", round_name=round_name, version=version,
             script=script, csp_extra=report.script_csp(script)),
         encoding="utf-8")
+
+
+def lookup_state_dirs(out_dir: Path) -> list[Path]:
+    """Run folders that may hold the lookup state of the round's latest version: this one (a
+    republish), then the run a refill or appeal was computed from (lifecycle.json)."""
+    out_dir = Path(out_dir)
+    dirs = [out_dir]
+    path = out_dir / files.LIFECYCLE_STATE
+    if path.is_file():
+        prev = (json.loads(path.read_text(encoding="utf-8")).get("previous") or {}).get("out_dir")
+        if prev:
+            dirs.append(Path(prev))
+    return dirs
 
 
 def result_fingerprint(out_dir: Path) -> str:
@@ -116,8 +133,12 @@ def _fsync_tree(folder: Path, paths: list[Path]) -> None:
 
 def _own_files(folder: Path) -> list[Path]:
     """Every file of a version except the r/ files (listed in r.sha256 instead)."""
-    return sorted(p for p in folder.rglob("*") if p.is_file()
-                  and not rel_name(p, folder).startswith(files.LOOKUP_DIR + "/"))
+    found = []
+    for dirpath, dirnames, names in os.walk(folder):
+        if dirpath == str(folder):     # r/ (up to millions of files) is not walked at all
+            dirnames[:] = [d for d in dirnames if d != files.LOOKUP_DIR]
+        found += [Path(dirpath) / name for name in names]
+    return sorted(found)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -155,8 +176,8 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
     code's strength class and are paid once per round at intake (allocation.intake.receipt).
     lookup_workers: processes that seal the lookup files (default: the usable cores, at most 8).
     actor: who triggered and approved this publication, for the audit trail
-    ({"via", "triggered_by", "approved_by", ...}; default: the Airflow user when called inside
-    an Airflow task, else "cli" — see allocation.audit).
+    ({"via", "triggered_by", "approved_by", ...}; default: the command line): the public trail
+    gets roles, the officers' trail the names and the run folder (allocation.publish.audit).
     allow_empty: publish a result that funds nobody (refused otherwise: RoundError).
     signing_key: the Ed25519 private key file (default $VOUCHER_SIGNING_KEY; none: RoundError).
     manifest.json is signed (manifest.sig); the public key is PUBLISH_ROOT/<round>/signing_key.pub.
@@ -197,10 +218,10 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
             if manifest.get("result_fingerprint") == fingerprint:
                 # nothing new to publish; the approval of this unchanged result is still recorded
                 stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-                entry = _audit_entry(out_dir, report_json, versions[-1], stamp,
-                                     _lifecycle_public(out_dir), actor)
+                entry, detail = _audit_entry(out_dir, report_json, versions[-1], stamp,
+                                             _lifecycle_public(out_dir), actor)
                 entry.update(kind="unchanged", note=f"unchanged: v{versions[-1]} kept")
-                audit.append(publish_root, round_id, entry)
+                audit.record(publish_root, round_id, entry, detail)
                 return {"round_id": round_id, "version": versions[-1], "path": str(latest),
                         "created": False, "message": f"unchanged: v{versions[-1]} kept"}
         version = (versions[-1] + 1) if versions else 1
@@ -213,7 +234,7 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                              f"run it again against v{versions[-1]}. Nothing was published.")
         previous_dir = round_root / files.version_name(versions[-1]) if versions else None
         published_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        entry = _audit_entry(out_dir, report_json, version, published_at, lifecycle_public, actor)
+        entry, detail = _audit_entry(out_dir, report_json, version, published_at, lifecycle_public, actor)
         history = audit.read(publish_root, round_id)
         timeline = history + [entry] if (history or version > 1) else None
         # --- end lifecycle and audit ---
@@ -229,12 +250,12 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                                             public_award_list(out_dir))["diff"]
             stamp = time.time()   # one timestamp for every file: mtimes tell nothing about write order
             counts = _write_version(out_dir, tmp, report_json, version, timeline, changes,
-                                    stamp, lookup_workers)
+                                    stamp, lookup_workers, previous_dir)
             if changes is not None:
                 write_changes(tmp, changes)
             if demo:
                 _mark_demo(tmp)
-            line = audit.prepare_line(publish_root, round_id, entry)   # the chain checked
+            line, officer_line = audit.prepare(publish_root, round_id, entry, detail)   # the chains checked
             file_hashes = {rel_name(p, tmp): sha256_file(p) for p in _own_files(tmp)}
             manifest = {"round_id": round_id, "version": version, "files": file_hashes,
                         "published_at": published_at,
@@ -244,7 +265,8 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                         "solver_report": public_solver_report(report_json),
                         "lookup": counts,
                         # the audit line of this version, pinned by the signature
-                        "audit": {"trail": audit.audit_path(publish_root, round_id).name,
+                        "audit": {"trail": audit.trail_path(publish_root, round_id)
+                                  .relative_to(publish_root).as_posix(),
                                   "line_sha256": audit.line_hash(line)},
                         "signing_key_sha256": signing.key_id(key)}
             if demo:
@@ -270,7 +292,7 @@ def publish(out_dir: Path, publish_root: Path, *, lookup_iterations: int | None 
                                        f"without the lock?); nothing was changed") from exc
                 raise
             _fsync_dir(round_root)
-            audit.append_line(publish_root, round_id, line)
+            audit.append_line(publish_root, round_id, line, officer_line)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -314,22 +336,23 @@ def _lifecycle_public(out_dir: Path) -> dict | None:
 
 
 def _audit_entry(out_dir: Path, report_json: dict, version: int, published_at: str,
-                 lifecycle_public: dict | None, actor: dict | None) -> dict:
+                 lifecycle_public: dict | None, actor: dict | None) -> tuple[dict, dict]:
+    """(public audit entry, officers' detail): the public one names roles only — account names
+    too when round.toml opts in ([publish] show_staff_names) — and never the run folder."""
     summary = report_json.get("summary", {})
     who = actor or audit.cli_actor()
+    show_names = bool((report.round_config(out_dir).get("publish") or {}).get("show_staff_names"))
     return {
         "round_id": report_json["round_id"], "version": version, "published_at": published_at,
         "kind": (lifecycle_public or {}).get("kind", "allocation"),
         "as_of": (lifecycle_public or {}).get("as_of"),
         "previous_version": (lifecycle_public or {}).get("previous_version",
                                                           version - 1 if version > 1 else None),
-        **{k: who.get(k) for k in ("via", "triggered_by", "approved_by", "approver_id", "approved_at",
-                                   "approved_fingerprint", "four_eyes", "dag_id", "run_id") if k in who},
+        **audit.public_actor(who, show_staff_names=show_names),
         "input_sha256": report_json.get("input_sha256", {}),
         "solver": {k: report_json.get(k) for k in ("status", "objective", "gap")},
         "summary": {k: summary.get(k) for k in ("funded", "awarded_krw", "budget_krw")},
         "appeals": (lifecycle_public or {}).get("appeals"),
         "released": (lifecycle_public or {}).get("released"),
         "diff": None,
-        "out_dir": str(Path(out_dir).resolve()),
-    }
+    }, audit.officer_detail(who, out_dir=str(Path(out_dir).resolve()))

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from allocation import files
 from allocation.errors import RoundError
+from allocation.publish import labels
 from allocation.publish.version import result_fingerprint
+from allocation.rounds.panel import panel_fingerprint
 
 APPROVE = "Approve"
 
@@ -64,24 +66,47 @@ def warning_banner(warnings: list[str]) -> list[str]:
     return [f"> ## ⚠⚠ WARNING: {w}" for w in warnings] + [""]
 
 
-def approval_markdown(report: dict, out_dir: Path, previous: dict | None = None) -> str:
-    """What the approving officer sees in the Required Actions page; warnings about a degenerate
-    result (funds nobody, far less than previous) come first."""
-    s = report.get("summary", {})
-    gap = report.get("gap")
-    lines = warning_banner(degenerate_warnings(s, previous)) + [
-        f"### Round {report.get('round_id')}: allocation ready for approval",
-        "",
-        "| | |", "|---|---|",
-        f"| Funded | **{s.get('funded')}** of {s.get('applications')} applications |",
-        f"| Awarded (budget share) | {_krw(s.get('awarded_krw'))} of {_krw(s.get('budget_krw'))} "
-        f"(**{_pct(s.get('budget_used_share'))}** used) |",
-        f"| SME co-pay | {_krw(s.get('copay_krw'))} |",
-        f"| Score cut-off | {s.get('score_cutoff')} |",
-        f"| Solver | {report.get('status')}, gap {'n/a' if gap is None else f'{100 * gap:.2f} %'} |",
-        "", "**GPU utilisation**", "",
-        "| GPU | awarded h | capacity h | used |", "|---|---:|---:|---:|",
-    ]
+# A funded count or awarded KRW that moved by at least this share against the previous version
+# is listed under "Needs attention" (FAR_LESS above is the loud banner for a collapse).
+BIG_CHANGE = 0.2
+
+
+def big_changes(summary: dict, previous: dict | None) -> list[str]:
+    """Totals that moved a lot against the previous published version (a collapse is a banner)."""
+    found = []
+    for key, what, fmt in (("funded", "funded applications", "{:,}"), ("awarded_krw", "awarded", "₩{:,}")):
+        before, now = (previous or {}).get(key), summary.get(key)
+        if not before or now is None or now < FAR_LESS * before:
+            continue
+        change = (now - before) / before
+        if abs(change) >= BIG_CHANGE:
+            found.append(f"{what} {'up' if change > 0 else 'down'} {100 * abs(change):.0f} % against the "
+                         f"previous version {previous.get('label', '')}: {fmt.format(now)} (was {fmt.format(before)})")
+    return found
+
+
+def attention_lines(report: dict, previous: dict | None = None) -> list[str]:
+    """What the approver should look at first: big changes against the previous version and the
+    solver's warnings (totals only, never an applicant)."""
+    items = big_changes(report.get("summary", {}), previous) + [str(w) for w in report.get("warnings") or []]
+    if not items:
+        return []
+    return ["**Needs attention**", "", *[f"- ⚠ {item}" for item in items], ""]
+
+
+def _totals_lines(report: dict) -> list[str]:
+    s, gap = report.get("summary", {}), report.get("gap")
+    return ["| | |", "|---|---|",
+            f"| Funded | **{s.get('funded')}** of {s.get('applications')} applications |",
+            f"| Awarded (budget share) | {_krw(s.get('awarded_krw'))} of {_krw(s.get('budget_krw'))} "
+            f"(**{_pct(s.get('budget_used_share'))}** used) |",
+            f"| SME co-pay | {_krw(s.get('copay_krw'))} |",
+            f"| Score cut-off | {s.get('score_cutoff')} |",
+            f"| Solver | {report.get('status')}, gap {'n/a' if gap is None else f'{100 * gap:.2f} %'} |", ""]
+
+
+def _gpu_lines(s: dict) -> list[str]:
+    lines = ["**GPU utilisation**", "", "| GPU | awarded h | capacity h | used |", "|---|---:|---:|---:|"]
     for gpu, used in (s.get("gpu_utilisation") or {}).items():
         lines.append(f"| {gpu} | {s.get('gpu_hours_awarded', {}).get(gpu, 0):,} | "
                      f"{s.get('gpu_hours_capacity', {}).get(gpu, 0):,} | {_pct(used)} |")
@@ -91,15 +116,46 @@ def approval_markdown(report: dict, out_dir: Path, previous: dict | None = None)
         lines += ["", "| GPU | " + " | ".join(months) + " |", "|---|" + "---:|" * len(months)]
         lines += [f"| {gpu} | " + " | ".join(_pct(cells[m]["utilisation"]) for m in months) + " |"
                   for gpu, cells in by_month.items()]
-    lines += ["", "**Quotas** (share of awarded budget)", "", "| quota | share | minimum |", "|---|---:|---:|"]
+    return lines + [""]
+
+
+def _quota_lines(report: dict) -> list[str]:
+    lines = ["**Quotas** (share of awarded budget)", "", "| quota | share | minimum |", "|---|---:|---:|"]
     for q in (report.get("limits") or {}).get("quotas") or []:
         lines.append(f"| {q.get('quota')} | {_pct(q.get('share'))} | {_pct(q.get('min_share'))} |")
-    lines += ["", f"**Outcomes:** {counts_text(s.get('by_status'))}",
-              "", f"**Top reasons:** {counts_text(dict(list(sorted((s.get('by_reason') or {}).items(), key=lambda kv: -kv[1]))[:6]))}"]
-    for w in report.get("warnings") or []:
-        lines.append(f"\n> ⚠ {w}")
-    lines += ["", f"Full results: `{out_dir}` (outcomes.csv, awards.csv, solution.json).",
-              "", "**Approve** publishes a new version of the award list; **Reject** publishes nothing."]
+    return lines + [""]
+
+
+def _outcome_lines(s: dict) -> list[str]:
+    statuses = ", ".join(f"{labels.status_label(k)}: {v:,}" for k, v in
+                         sorted((s.get("by_status") or {}).items(), key=lambda kv: (-kv[1], kv[0]))) or "none"
+    top = sorted((s.get("by_reason") or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:6]
+    reasons = "; ".join(f"{labels.reason_label(k)}: {v:,}" for k, v in top) or "none"
+    return [f"**Outcomes:** {statuses}", "", f"**Top reasons:** {reasons}", ""]
+
+
+def _whatif_lines(whatif_md: str | None) -> list[str]:
+    return ["**What-if scenarios** (totals; the base is this result)", "", whatif_md.strip(), ""] if whatif_md else []
+
+
+def approval_markdown(report: dict, out_dir: Path, previous: dict | None = None, *,
+                      preview_url: str | None = None, whatif_md: str | None = None) -> str:
+    """What the approving officer sees in the Required Actions page: loud warnings (funds nobody,
+    far less than previous) first, then what needs attention, then the totals, the what-if
+    table and a link to the preview (report and per-applicant table) in the Voucher rounds view.
+    Totals only: never an applicant's id, name, score or rank."""
+    s = report.get("summary", {})
+    lines = warning_banner(degenerate_warnings(s, previous)) + [
+        f"### Round {report.get('round_id')}: allocation ready for approval", ""]
+    lines += attention_lines(report, previous)
+    if preview_url:
+        lines += [f"**Before answering:** [open the preview]({preview_url}) (the round report and the "
+                  f"per-applicant table, officers only) in the Voucher rounds view.", ""]
+    lines += _totals_lines(report) + _gpu_lines(s) + _quota_lines(report) + _outcome_lines(s)
+    lines += _whatif_lines(whatif_md)
+    if not preview_url:
+        lines += [f"Full results (on the server): `{out_dir}` (outcomes.csv, awards.csv, solution.json).", ""]
+    lines += ["**Approve** publishes a new version of the award list; **Reject** publishes nothing."]
     return "\n".join(lines)
 
 
@@ -144,6 +200,15 @@ def lifecycle_markdown(report: dict, out_dir: Path) -> str:
 
 # --- Binding an approval to one result --------------------------------------------------
 
+def fingerprint(out_dir: Path) -> str:
+    """The fingerprint an approval binds: a review-panel folder's (assignments, work lists,
+    report) or an allocation run's (inputs, outcomes, awards, solution)."""
+    out_dir = Path(out_dir)
+    if (out_dir / files.PANEL_REPORT).is_file() and not (out_dir / files.SOLUTION).is_file():
+        return panel_fingerprint(out_dir)
+    return result_fingerprint(out_dir)
+
+
 def with_fingerprint(text: str, fingerprint: str) -> str:
     """The approval text, led by the fingerprint of the result it approves."""
     return f"**Result fingerprint (sha256):** `{fingerprint}`\n\n{text}"
@@ -151,7 +216,7 @@ def with_fingerprint(text: str, fingerprint: str) -> str:
 
 def record_request(out_dir: Path, *, ti_id: str, triggered_by: str | None) -> dict:
     """Written by the approve step when it asks: which result (fingerprint) it showed."""
-    request = {"ti_id": str(ti_id), "fingerprint": result_fingerprint(out_dir),
+    request = {"ti_id": str(ti_id), "fingerprint": fingerprint(out_dir),
                "triggered_by": triggered_by,
                "requested_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     files.write_json(Path(out_dir) / files.APPROVAL_REQUEST, request)
@@ -177,31 +242,33 @@ def _who(user: dict | None) -> set[str]:
 
 
 def approved_actor(out_dir: Path, *, triggered_by: str | None, allow_self_approval: bool = False,
-                   dag_id: str | None = None, run_id: str | None = None) -> dict:
-    """The audit actor of an approved result, or RoundError saying why nothing may be published."""
+                   dag_id: str | None = None, run_id: str | None = None,
+                   refusal: str = "NOT PUBLISHED") -> dict:
+    """The audit actor of an approved result, or RoundError saying why nothing may be published
+    (refusal: how the message starts, e.g. "NOT RELEASED" for review work lists)."""
     out_dir = Path(out_dir)
     if not (out_dir / files.APPROVAL_REQUEST).is_file():
-        raise RoundError("NOT PUBLISHED: no approval was ever requested for this result (the approve "
+        raise RoundError(f"{refusal}: no approval was ever requested for this result (the approve "
                          "step did not run — was it marked success by hand?)")
     if not (out_dir / files.APPROVAL_RECORD).is_file():
-        raise RoundError("NOT PUBLISHED: no recorded response to the approval request (the approve step "
+        raise RoundError(f"{refusal}: no recorded response to the approval request (the approve step "
                          "was marked success by hand, or is still waiting); a marked task approves nothing")
     record = files.read_json(out_dir / files.APPROVAL_RECORD)
     if record.get("chosen_options") != [APPROVE] or record.get("timed_out"):
-        raise RoundError(f"NOT PUBLISHED: the recorded response is {record.get('chosen_options')}"
+        raise RoundError(f"{refusal}: the recorded response is {record.get('chosen_options')}"
                          f"{' (timed out)' if record.get('timed_out') else ''}, not {APPROVE}")
     approver = record.get("responded_by")
     if not _who(approver):
-        raise RoundError("NOT PUBLISHED: the recorded approval names nobody")
-    now = result_fingerprint(out_dir)
+        raise RoundError(f"{refusal}: the recorded approval names nobody")
+    now = fingerprint(out_dir)
     if now != record.get("fingerprint"):
-        raise RoundError(f"NOT PUBLISHED: the result changed after it was approved (approved fingerprint "
+        raise RoundError(f"{refusal}: the result changed after it was approved (approved fingerprint "
                          f"{str(record.get('fingerprint'))[:16]}…, now {now[:16]}…); run the approval again")
     triggered = triggered_by or record.get("triggered_by")
     four_eyes = "approver differs from the triggering user"
     if triggered and triggered in _who(approver):
         if not allow_self_approval:
-            raise RoundError(f"NOT PUBLISHED: {triggered} triggered this run and approved it; a second "
+            raise RoundError(f"{refusal}: {triggered} triggered this run and approved it; a second "
                              f"person must approve (four eyes). A one-person office may allow it "
                              f"explicitly (VOUCHER_ALLOW_SELF_APPROVAL=1).")
         four_eyes = "WAIVED: self-approved (one-person office allowed by VOUCHER_ALLOW_SELF_APPROVAL)"

@@ -319,6 +319,19 @@ def panel_markdown(report: dict, out_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def panel_fingerprint(out_dir: Path | str) -> str:
+    """What a release stands for: the assignments, every work list and the assignment report
+    (which holds the input hashes). The approval text leads with it; the DAG's release refuses a
+    panel whose fingerprint is not the approved one."""
+    out_dir = Path(out_dir)
+    digest = hashlib.sha256()
+    lists = sorted((out_dir / files.PANEL_WORK_LISTS).glob("*"))
+    for path in [out_dir / files.PANEL_ASSIGNMENTS, out_dir / files.PANEL_WORK_LISTS_XLSX,
+                 out_dir / files.PANEL_REPORT, *lists]:
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).hexdigest().encode())
+    return digest.hexdigest()
+
+
 def release(out_dir: Path | str, outbox: Path | str, actor: dict | None = None) -> dict:
     """After approval: copy assignments.csv and the work lists to OUTBOX/<round_id>/ (replacing
     the previous release as a whole) and record who released them."""

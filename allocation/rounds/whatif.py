@@ -139,23 +139,30 @@ def render_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_whatif(round_dir: Path, out_dir: Path, scenarios: list[str], *, budget_krw: int | None = None,
-               time_limit_s: float | None = None, on_stage=None) -> list[dict]:
-    """The base (as `voucher allocate`) and every scenario; returns the side-by-side rows."""
-    out_dir = files.private_dir(Path(out_dir))
+def check_scenarios(round_dir: Path, scenarios: list[str], *, budget_krw: int | None = None,
+                    time_limit_s: float | None = None) -> list[Scenario]:
+    """Every scenario parsed and applied to the round's policy before anything is solved
+    (RoundError names the first bad one, in plain words)."""
     parsed = [parse_scenario(s) for s in scenarios]
     policy = load_config(Path(round_dir)).with_overrides(budget_krw=budget_krw, time_limit_s=time_limit_s)
-    for scenario in parsed:   # every scenario checked before anything is solved
+    for scenario in parsed:
         scenario.apply(policy)
+    return parsed
+
+
+def solve_scenarios(base_dir: Path, out_dir: Path, parsed: list[Scenario], *, base_report: dict | None = None,
+                    on_stage=None) -> list[dict]:
+    """Each scenario solved against an allocated run folder (base_dir, as `voucher allocate`
+    writes it) into out_dir/scenario-<k>/; writes the side-by-side files into out_dir."""
+    base_dir, out_dir = Path(base_dir), files.private_dir(Path(out_dir))
     notify = on_stage or (lambda name: None)
-    base_dir = out_dir / BASE
-    base_report = run_round(Path(round_dir), base_dir, budget_krw=budget_krw, time_limit_s=time_limit_s,
-                            on_stage=notify)
+    base_report = base_report or files.read_json(base_dir / files.SOLUTION)
     validated = intake.load_validated(base_dir / files.INTAKE)
     scores = pl.read_parquet(base_dir / files.SCORES)
     configs = [s.apply(validated.config) for s in parsed]
     base_outcomes = pl.read_parquet(base_dir / files.OUTCOMES_PARQUET)
-    rows = [{**_row(BASE, base_report), "gained": 0, "lost": 0, "folder": BASE}]
+    base_folder = BASE if base_dir == out_dir / BASE else "(this run)"
+    rows = [{**_row(BASE, base_report), "gained": 0, "lost": 0, "folder": base_folder}]
     changes = []
     for k, (scenario, config) in enumerate(zip(parsed, configs), 1):
         notify(f"scenario {k}: {scenario.label}")
@@ -172,3 +179,31 @@ def run_whatif(round_dir: Path, out_dir: Path, scenarios: list[str], *, budget_k
     if changes:
         files.write_csv(pl.concat(changes), out_dir / WHATIF_CHANGES)
     return rows
+
+
+def run_whatif(round_dir: Path, out_dir: Path, scenarios: list[str], *, budget_krw: int | None = None,
+               time_limit_s: float | None = None, on_stage=None) -> list[dict]:
+    """The base (as `voucher allocate`) and every scenario; returns the side-by-side rows."""
+    out_dir = files.private_dir(Path(out_dir))
+    parsed = check_scenarios(round_dir, scenarios, budget_krw=budget_krw, time_limit_s=time_limit_s)
+    base_dir = out_dir / BASE
+    base_report = run_round(Path(round_dir), base_dir, budget_krw=budget_krw, time_limit_s=time_limit_s,
+                            on_stage=on_stage)
+    return solve_scenarios(base_dir, out_dir, parsed, base_report=base_report, on_stage=on_stage)
+
+
+def solve_for_run(round_dir: Path, run_dir: Path, scenarios: list[str] | None, *,
+                  budget_krw: int | None = None, time_limit_s: float | None = None) -> list[dict] | None:
+    """The round DAG's what-if step: each scenario solved against the run's own allocation into
+    run_dir/whatif/ (None: no scenario asked). The scenarios were checked by validate already;
+    they are checked again here (cheap) so a changed round.toml cannot slip through."""
+    if not scenarios:
+        return None
+    parsed = check_scenarios(round_dir, list(scenarios), budget_krw=budget_krw, time_limit_s=time_limit_s)
+    return solve_scenarios(run_dir, Path(run_dir) / files.WHATIF_DIR, parsed)
+
+
+def read_whatif(folder: Path) -> dict | None:
+    """The side-by-side totals written by solve_scenarios (None: no what-if in this folder)."""
+    path = Path(folder) / WHATIF_JSON
+    return files.read_json(path) if path.is_file() else None

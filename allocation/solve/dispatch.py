@@ -7,7 +7,9 @@ explicitly (solve -> LP relaxation -> quota costs); nothing is cached behind the
 from __future__ import annotations
 
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,10 +45,12 @@ FIXED_AWARDS_STRATEGY = "cpsat (fixed awards)"
 FIXED_AWARDS_LARGE_STRATEGY = "lp_guided (fixed awards)"
 
 # "auto" on small rounds (solve_exact): CP-SAT first gets this many deterministic seconds; a
-# round it does not prove optimal in them goes on to the LP-guided method and a hinted CP-SAT
-# with a stronger relaxation, each at most AUTO_RACE_STEP_S. (A 120-application round with
-# tight quotas stopped plain CP-SAT at its 60 s limit 0.42% below the optimum; the LP-guided
-# growing cores prove that optimum in a few seconds.)
+# round it does not prove optimal in them goes on to a hinted CP-SAT with a stronger relaxation
+# (linearization level 2) and then the LP-guided method, each at most AUTO_RACE_STEP_S. (A
+# 120-application round with tight quotas stopped plain CP-SAT at its 60 s limit 0.42% below the
+# optimum; level 2 or the LP-guided growing cores prove it in a few seconds. On the tight-quota
+# family of bench/tight.py, level 2 before the LP-guided method proved the 250-application round
+# in 11 s instead of 14 s and left the 400-application one closer to its bound.)
 AUTO_FIRST_TRY_S = 2.0
 AUTO_RACE_STEP_S = 10.0
 RACE_CPSAT_PARAMETERS: dict[str, object] = {"linearization_level": 2}
@@ -191,10 +195,15 @@ def solve_round(problem: AllocationProblem, settings: SolverSection, *,
         quota_args = dict(args, time_limit_s=min(float(settings.time_limit_s), QUOTA_COST_TIME_S))
         if fixed is None and not race:
             quota_args = args
-        for q, name in enumerate(problem.cover_names):
-            start = solution.choice if solution.status != "no_solution" else hint
-            relaxed, _ = solve_exact(work.without_quota(q), forced=forced, hint=start, race=race,
-                                     **quota_args)
+        # independent deterministic solves: one thread per core (CP-SAT releases the GIL), the
+        # same results as one after the other
+        start = solution.choice if solution.status != "no_solution" else hint
+        Q = len(problem.cover_names)
+        with ThreadPoolExecutor(max_workers=max(1, min(Q, os.cpu_count() or 1))) as pool:
+            relaxations = list(pool.map(
+                lambda q: solve_exact(work.without_quota(q), forced=forced, hint=start, race=race,
+                                      **quota_args)[0], range(Q)))
+        for name, relaxed in zip(problem.cover_names, relaxations):
             costs[name] = max(relaxed.objective - solution.objective, 0)
             if solution.objective == 0 and relaxed.objective > 0 and fixed is None:
                 warnings.append(_forced_empty(name, int((relaxed.choice >= 0).sum())))
@@ -207,17 +216,17 @@ def solve_round(problem: AllocationProblem, settings: SolverSection, *,
 def solve_exact(problem: AllocationProblem, *, time_limit_s: float, workers: int, seed: int,
                 forced: np.ndarray | None = None, hint: np.ndarray | None = None,
                 race: bool = True) -> tuple[Solution, str]:
-    """A small round: CP-SAT, and when it does not prove optimality quickly, the LP-guided
-    method and a hinted CP-SAT with a stronger relaxation after it: (best solution, strategy).
+    """A small round: CP-SAT, and when it does not prove optimality quickly, a hinted CP-SAT
+    with a stronger relaxation and the LP-guided method after it: (best solution, strategy).
 
     race=False: plain CP-SAT with the whole time limit (strategy "cpsat"). Otherwise:
       1. CP-SAT as "cpsat" would run it, for min(time_limit_s, AUTO_FIRST_TRY_S) deterministic
          seconds: most rounds (the sample round: ~0.3) are proven optimal here, and then the
          answer is exactly plain CP-SAT's.
-      2. The LP-guided method (dual prices, rounding, growing LNS cores up to the whole round),
-         starting from step 1's allocation when it is better.
-      3. Unless step 2 proved optimality: CP-SAT on the whole round with the LP of all its rows
-         (linearization_level 2), hinted with the best allocation so far.
+      2. CP-SAT on the whole round with the LP of all its rows (linearization_level 2), hinted
+         with step 1's allocation.
+      3. Unless steps 1-2 proved optimality: the LP-guided method (dual prices, rounding, growing
+         LNS cores up to the whole round), starting from the best allocation so far.
     All steps are deterministic (fixed seeds, deterministic time limits); the best allocation
     wins (ties: the earlier step), and the bound is the smallest of the steps' proven bounds.
     """
@@ -234,17 +243,26 @@ def solve_exact(problem: AllocationProblem, *, time_limit_s: float, workers: int
         return first, "cpsat"
     steps = [("cpsat", first)]
     remaining = max(total - first.deterministic_time, 0.0)
-    start = first.choice if first.status == "feasible" else None
-    second = lp_guided.solve_lp_guided(problem, time_limit_s=min(remaining, AUTO_RACE_STEP_S),
-                                       workers=workers, seed=seed, forced=forced, incumbent=start)
-    steps.append(("lp_guided", second))
-    remaining = max(remaining - second.deterministic_time, 0.0)
-    best = max((s for _, s in steps if s.status != "no_solution"), key=lambda s: s.objective, default=None)
-    if second.status != "optimal" and remaining > 0:
-        third = solve_cpsat(problem, time_limit_s=min(remaining, AUTO_RACE_STEP_S),
-                            parameters=RACE_CPSAT_PARAMETERS,
-                            **dict(cp, hint=best.choice if best is not None else hint))
-        steps.append(("cpsat (linearization 2)", third))
+    best = first if first.status != "no_solution" else None
+
+    def proven() -> bool:
+        done = [s for _, s in steps if s.status != "no_solution"]
+        return any(s.status == "optimal" for s in done) or (
+            best is not None and min(s.bound for s in done) - best.objective < 1.0)
+
+    if remaining > 0:
+        second = solve_cpsat(problem, time_limit_s=min(remaining, AUTO_RACE_STEP_S),
+                             parameters=RACE_CPSAT_PARAMETERS,
+                             **dict(cp, hint=best.choice if best is not None else hint))
+        steps.append(("cpsat (linearization 2)", second))
+        remaining = max(remaining - second.deterministic_time, 0.0)
+        if second.status != "no_solution" and (best is None or second.objective > best.objective):
+            best = second
+    if not proven() and remaining > 0:
+        third = lp_guided.solve_lp_guided(problem, time_limit_s=min(remaining, AUTO_RACE_STEP_S),
+                                          workers=workers, seed=seed, forced=forced,
+                                          incumbent=best.choice if best is not None else None)
+        steps.append(("lp_guided", third))
     found = [(name, s) for name, s in steps if s.status != "no_solution"]
     if not found:
         return first, "cpsat"
@@ -261,4 +279,4 @@ def solve_exact(problem: AllocationProblem, *, time_limit_s: float, workers: int
                         bound=float_at_least(best.objective) if proved else bound,
                         solver=best.solver, deterministic_time=sum(float(s.deterministic_time) for _, s in steps),
                         wall_seconds=sum(float(s.wall_seconds) for _, s in steps), details=details)
-    return solution, f"cpsat + lp_guided (best: {name})"
+    return solution, " + ".join(n for n, _ in steps) + f" (best: {name})"

@@ -38,6 +38,7 @@ def test_the_trigger_cannot_approve_their_own_run(dagbag, runs_root, own_publish
 
 def test_approval_text_leads_with_the_fingerprint_and_is_recorded(dagbag, runs_root, own_publish_root):
     from allocation.publish.audit import read as read_audit
+    from allocation.publish.audit import read_officer
     from allocation.publish.version import result_fingerprint
 
     officer = Officer("Approve")
@@ -49,9 +50,17 @@ def test_approval_text_leads_with_the_fingerprint_and_is_recorded(dagbag, runs_r
     manifest = json.loads(next(iter(_published(own_publish_root))).read_text())
     assert manifest["result_fingerprint"] == fingerprint
     entry = read_audit(own_publish_root, manifest["round_id"])[-1]
-    assert entry["approved_by"] == "officer (Approve)" and entry["triggered_by"] == "dag_test"
+    assert entry["roles"] == {"triggered": "officer", "approved": "approver"}   # the public trail: roles
     assert entry["approved_fingerprint"] == fingerprint
     assert entry["four_eyes"] == "approver differs from the triggering user"
+    detail = read_officer(own_publish_root, manifest["round_id"])[-1]         # the officers': names
+    assert detail["approved_by"] == "officer (Approve)" and detail["triggered_by"] == "dag_test"
+    assert detail["run_id"] == dr.run_id and detail["out_dir"] == str(out.resolve())
+    # nothing served names the triggering account, the run or a server path
+    for path in (p for p in own_publish_root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        for needle in ("dag_test", dr.run_id, str(runs_root), str(own_publish_root)):
+            assert needle.encode() not in data, (path, needle)
 
 
 def test_approvers_are_named_people(dagbag, monkeypatch):

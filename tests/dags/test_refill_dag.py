@@ -51,6 +51,7 @@ def test_refill_dag_shape(dagbag):
 
 def test_lifecycle_end_to_end(dagbag, runs_root, own_publish_root):
     from allocation.publish.audit import read as read_audit
+    from allocation.publish.audit import read_officer
     from allocation.publish.lookup import lookup_result
 
     name = "lifecycle"
@@ -130,8 +131,10 @@ def test_lifecycle_end_to_end(dagbag, runs_root, own_publish_root):
     # audit trail: three versions, the officer approved each, the report shows the timeline
     trail = read_audit(own_publish_root, ROUND_ID)
     assert [(e["version"], e["kind"]) for e in trail] == [(1, "allocation"), (2, "refill"), (3, "appeal")]
-    assert all(e["via"] == "airflow" and "officer" in e["approved_by"] for e in trail), trail
-    assert trail[1]["run_id"] == dr2.run_id and trail[1]["triggered_by"]
+    assert all(e["via"] == "airflow" and e["roles"]["approved"] == "approver" for e in trail), trail
+    officers = read_officer(own_publish_root, ROUND_ID)            # names and runs: the officers' trail
+    assert all("officer" in o["approved_by"] for o in officers), officers
+    assert officers[1]["run_id"] == dr2.run_id and officers[1]["triggered_by"]
     report = (v3 / "report.html").read_text()
     assert "Timeline" in report and "appeal" in report and "refill" in report
 

@@ -83,3 +83,24 @@ def test_work_lists_go_out_only_when_approved(dagbag, panel_round, outbox, answe
     assert len(list((released / "work_lists").glob("*.csv"))) == 36
     info = (released / "release.json").read_text(encoding="utf-8")
     assert '"approved_by": "officer (Approve)"' in info and os.environ["VOUCHER_PANEL_OUTBOX"] == str(outbox)
+
+
+def test_approval_text_leads_with_the_panel_fingerprint(dagbag, panel_round, outbox, runs_root):
+    from allocation.rounds.panel import panel_fingerprint
+    from tests.dags.dagrun import run_folder
+
+    officer = PanelOfficer("Approve")
+    dr, states = run_dag(dagbag, "review_assignment",
+                         {"round": panel_round, "reviewers_per_application": 2}, officer)
+    assert officer.error is None and states["release"] == "success", states
+    out = run_folder(runs_root, panel_round, f"review_assignment__{dr.run_id}")
+    assert officer.body.splitlines()[0] == f"**Result fingerprint (sha256):** `{panel_fingerprint(out)}`"
+    info = (outbox / "2026-R1" / "release.json").read_text(encoding="utf-8")
+    assert panel_fingerprint(out) in info and '"triggered_by": "dag_test"' in info
+
+
+def test_approve_marked_success_by_hand_releases_nothing(dagbag, panel_round, outbox):
+    dr, states = run_dag(dagbag, "review_assignment", {"round": panel_round, "reviewers_per_application": 2},
+                         mark_success_pattern="^approve$")
+    assert states["approve"] == "success" and states["release"] == "failed", states
+    assert not outbox.exists() or not any(outbox.iterdir())

@@ -231,9 +231,11 @@ def test_named_roles_least_privilege_through_the_api(stack):
                                      on_waiting=attacks)
     assert refused and all(code in (401, 403) for code in refused.values()), refused
     assert state == "success", {k: v["state"] for k, v in tis.items()}
-    entry = json.loads((home / "published" / "2026-R1.audit.jsonl").read_text().splitlines()[-1])
-    assert entry["triggered_by"] == "officer" and entry["approved_by"] == "approver (Approve)", entry
+    entry = json.loads((home / "published" / "2026-R1" / "audit.jsonl").read_text().splitlines()[-1])
+    assert entry["roles"] == {"triggered": "officer", "approved": "approver"}, entry   # public: roles only
     assert entry["four_eyes"] == "approver differs from the triggering user"
+    detail = json.loads((home / "published.officers" / "2026-R1.audit.jsonl").read_text().splitlines()[-1])
+    assert detail["triggered_by"] == "officer" and detail["approved_by"] == "approver (Approve)", detail
     # approvers approve; they do not trigger runs
     assert approver.status("POST", f"/dags/{DAG_ID}/dagRuns",
                            json={"logical_date": None, "conf": {"round": "sample"}}) == 403
@@ -264,3 +266,24 @@ def test_database_and_broker_use_generated_passwords(stack):
     assert redis.Redis(host="127.0.0.1", port=6379, username="voucher", password=secrets["redis_password"]).ping()
     with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis(host="127.0.0.1", port=6379, username="voucher", password="wrong").ping()
+
+
+def test_voucher_rounds_view_follows_the_fab_roles(stack, reference):
+    """The plugin view on the production stack (FAB auth manager, deploy/roles.json): anonymous
+    refused; the FAB Viewer sees the run's totals but no applicant; officer, approver, operator
+    and Admin (DAGs can_edit) see the per-applicant preview."""
+    out, _ = reference
+    runs_root = Path(stack["env"].get("VOUCHER_RUNS_ROOT") or stack["home"] / "runs")   # as deploy/stack.sh
+    run = runs_root / "sample" / "manual__view"
+    shutil.copytree(out, run, dirs_exist_ok=True)
+    base = stack["api"].base
+    page = f"{base}/voucher/runs/sample/manual__view"
+    assert requests.get(page, timeout=30).status_code == 401
+    users = json.loads((stack["home"] / "passwords.json.generated").read_text())
+    first_id = pl.read_parquet(run / "outcomes.parquet")["application_id"][0]
+    for user, sees_applicants in (("viewer", False), ("officer", True), ("approver", True),
+                                  ("operator", True), ("admin", True)):
+        body = Api(base, user, users[user]).session.get(page, timeout=60)
+        assert body.status_code == 200, (user, body.status_code)
+        assert ('id="preview"' in body.text, first_id in body.text) == (sees_applicants, sees_applicants), user
+        assert "Totals" in body.text

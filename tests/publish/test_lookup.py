@@ -348,3 +348,99 @@ def test_cli_lookup(version, codes, capsys, monkeypatch):
     assert json.loads(capsys.readouterr().out)["application_id"] == app_id
     with pytest.raises(FileNotFoundError):
         lookup.cli_lookup(version / "r", app_id, codes[app_id])
+
+
+def _file_of(version: Path, application_id: str, code: str) -> Path:
+    params = lookup.LookupParams.from_json(json.loads((version / "lookup.json").read_text()))
+    name, _ = lookup.derive(params, application_id, code)
+    return version / "r" / name[:2] / f"{name}.json"
+
+
+def test_republish_reseals_only_changed_records(solved, codes, tmp_path):
+    """v1 → v2 with one outcome changed and one removed: the unchanged records keep their file
+    (the same bytes, hard-linked), the changed one is sealed again and reads the new outcome,
+    the removed one is gone; both versions verify and every record is found in its version."""
+    from allocation.publish.verify import verify_round
+    from allocation.publish.version import publish
+
+    run = tmp_path / "run"
+    shutil.copytree(solved, run)
+    root = tmp_path / "pub"
+    v1 = Path(publish(run, root)["path"])
+    found = [a for a, c in codes.items() if lookup.lookup_result(v1, a, c) is not None]
+    kept, changed, removed = found[0], found[1], found[-1]
+    outcomes = pl.read_parquet(run / "outcomes.parquet")
+    outcomes = outcomes.with_columns(reason_detail=pl.when(pl.col("application_id") == changed)
+                                     .then(pl.lit("changed on appeal")).otherwise(pl.col("reason_detail")))
+    outcomes.filter(pl.col("application_id") != removed).write_parquet(run / "outcomes.parquet")
+    info = publish(run, root)
+    v2 = Path(info["path"])
+    assert info["version"] == 2 and v2.name == "v2"
+
+    old, new = _file_of(v1, kept, codes[kept]), _file_of(v2, kept, codes[kept])
+    assert old.name == new.name and old.read_bytes() == new.read_bytes()
+    assert old.stat().st_ino == new.stat().st_ino                       # reused, not sealed again
+    old_c, new_c = _file_of(v1, changed, codes[changed]), _file_of(v2, changed, codes[changed])
+    assert old_c.read_bytes() != new_c.read_bytes() and old_c.stat().st_ino != new_c.stat().st_ino
+    assert lookup.lookup_result(v2, changed, codes[changed])["reason_detail"] == "changed on appeal"
+    assert lookup.lookup_result(v1, changed, codes[changed])["reason_detail"] != "changed on appeal"
+    assert lookup.lookup_result(v2, removed, codes[removed]) is None
+    assert not _file_of(v2, removed, codes[removed]).exists()
+    assert lookup.lookup_result(v1, removed, codes[removed]) is not None
+    for a in found:
+        if a != removed:
+            assert lookup.lookup_result(v2, a, codes[a])["application_id"] == a
+    meta = json.loads((run / "lookup_state.json").read_text())
+    assert (meta["sealed"], meta["reused"]) == (1, len(list((v2 / "r").glob("*/*.json"))) - 1)
+    assert (run / "lookup_state.parquet").stat().st_mode & 0o777 == 0o600
+    assert not [p for p in root.rglob("lookup_state*")]                 # never in the publish root
+    result = verify_round(root / v2.parent.name)
+    assert result["ok"], result["problems"]
+    assert result["versions"] == [1, 2]
+
+
+def test_republish_without_a_matching_state_seals_everything(tmp_path):
+    """No state for the previous version (another run folder, or a missing previous file): the
+    records are sealed again under the carried salt, so every one is still found."""
+    ids, status = ["A-1", "A-2"], ["awarded", "not_selected"]
+    out = _run_folder(tmp_path, ids, [STRONG["A-1"], STRONG["A-2"]], ["funded", "not_optimal"], status)
+    v1, v2, v3 = (tmp_path / n for n in ("v1", "v2", "v3"))
+    for v in (v1, v2, v3):
+        v.mkdir()
+    lookup.write_lookup_files(out, v1, "R-T", workers=1)
+    _file_of(v1, "A-1", STRONG["A-1"]).unlink()                         # lost on the server
+    lookup.write_lookup_files(out, v2, "R-T", workers=1, previous=v1)
+    assert json.loads((out / "lookup_state.json").read_text())["sealed"] == 1   # A-1 sealed again
+    assert lookup.lookup_result(v2, "A-1", STRONG["A-1"])["awarded_krw"] == 800
+    assert _file_of(v2, "A-2", STRONG["A-2"]).stat().st_ino == _file_of(v1, "A-2", STRONG["A-2"]).stat().st_ino
+    (out / "lookup_state.json").unlink()
+    lookup.write_lookup_files(out, v3, "R-T", workers=1, previous=v2)
+    assert json.loads((out / "lookup_state.json").read_text())["sealed"] == 2
+    assert _file_of(v3, "A-2", STRONG["A-2"]).name == _file_of(v1, "A-2", STRONG["A-2"]).name
+    assert all(lookup.lookup_result(v3, a, STRONG[a]) is not None for a in ids)
+
+
+def test_chunks_in_worker_processes_and_again_after_a_crash(tmp_path):
+    """The three phases with one row per chunk, run by two worker processes (as mapped tasks
+    would): the rows to seal stay in the run folder (0700), a chunk run twice replaces its
+    files, and the result is found like a one-call publish."""
+    ids = ["A-1", "A-2", "A-3a"]
+    out = _run_folder(tmp_path, ids, [STRONG["A-1"], STRONG["A-2"], STRONG["A-3a"]],
+                      ["funded", "not_optimal", "not_optimal"], ["awarded", "not_selected", "not_selected"])
+    target = tmp_path / "v1"
+    target.mkdir()
+    plan = lookup.prepare_lookup(out, target, "R-T", chunk_rows=1)
+    assert [c["kind"] for c in plan["chunks"]] == ["seal"] * 3
+    work = out / "lookup_work"
+    assert work.stat().st_mode & 0o777 == 0o700 and not list(target.glob("*.parquet"))
+    lookup.seal_lookup_chunk(out, 1)
+    lookup.seal_lookup_chunk(out, 1)                                     # a retried task
+    lookup.run_lookup_chunks(out, len(plan["chunks"]), workers=2)
+    counts = lookup.finalize_lookup(out)
+    assert counts["files"] == 3 and not work.exists()
+    import hashlib
+    listed = sorted((target / "r.sha256").read_text().splitlines())
+    on_disk = sorted(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(target).as_posix()}"
+                     for p in (target / "r").glob("*/*.json"))
+    assert len(on_disk) == 3 and listed == on_disk
+    assert [lookup.lookup_result(target, a, STRONG[a])["application_id"] for a in ids] == ids

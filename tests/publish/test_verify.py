@@ -5,6 +5,7 @@ and refills read the officers' run folder, never the public files."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import date
@@ -17,7 +18,7 @@ from allocation import files
 from allocation.errors import RoundError
 from allocation.publish import audit, signing
 from allocation.publish.manifest import sha256_file
-from allocation.publish.verify import verify_round
+from allocation.publish.verify import cross_check, verify_round
 from allocation.publish.version import publish
 from allocation.rounds import allocate as stages
 from allocation.rounds.lifecycle import refill
@@ -63,7 +64,9 @@ def _forge_award(version: Path) -> str:
 
 
 def _trail(published: Path) -> Path:
-    return published.parent / f"{ROUND_ID}{files.AUDIT_SUFFIX}"
+    trail = audit.trail_path(published.parent, ROUND_ID)
+    assert trail == published / files.AUDIT_TRAIL   # served with the round: verify needs nothing else
+    return trail
 
 
 def test_published_round_verifies_with_its_public_key(published):
@@ -76,6 +79,13 @@ def test_published_round_verifies_with_its_public_key(published):
     assert cli.returncode == 0 and "intact: v1..v1" in cli.stdout, cli.stdout + cli.stderr
     entry = audit.read(published.parent, ROUND_ID)[0]
     assert entry["prev_hash"] == audit.GENESIS
+
+
+def test_a_copy_of_the_served_round_folder_alone_verifies(published, tmp_path):
+    mirror = tmp_path / "mirror" / ROUND_ID
+    shutil.copytree(published, mirror)          # what a downloader of PUBLISH_ROOT/<round>/ has
+    result = verify_round(mirror)
+    assert result["ok"] and result["audit_lines"] == 1, result["problems"]
 
 
 def test_openssl_alone_verifies_the_signature(published):
@@ -177,7 +187,11 @@ def test_unchanged_publish_keeps_the_version_and_records_the_approval(published,
     assert not again["created"] and again["version"] == 1 and again["message"] == "unchanged: v1 kept"
     trail = audit.read(published.parent, ROUND_ID)
     assert [(e["version"], e["kind"]) for e in trail] == [(1, "allocation"), (1, "unchanged")]
-    assert trail[1]["approved_by"] == "lee (Approve)" and trail[1]["note"] == "unchanged: v1 kept"
+    assert trail[1]["roles"] == {"triggered": "officer", "approved": "approver"} and trail[1]["note"] == "unchanged: v1 kept"
+    assert "lee" not in _trail(published).read_text(encoding="utf-8")
+    officers = audit.read_officer(published.parent, ROUND_ID)
+    assert officers[1]["approved_by"] == "lee (Approve)" and officers[1]["triggered_by"] == "kim"
+    assert officers[1]["public_sha256"] == audit.line_hash(_trail(published).read_text().splitlines()[1])
     assert verify_round(published)["ok"]
     cli = voucher("publish", allocated[1], "--publish-root", published.parent)
     assert cli.returncode == 0 and "unchanged: v1 kept" in cli.stdout, cli.stderr
@@ -198,3 +212,90 @@ def test_demo_versions_are_marked_and_never_mix_with_official_ones(allocated, tm
     assert "DEMO" not in (Path(official["path"]) / files.REPORT_HTML).read_text(encoding="utf-8")
     with pytest.raises(RoundError, match="holds official versions"):
         publish(allocated[1], tmp_path / "official", lookup_iterations=ITER, demo=True)
+
+
+# --- the officers' trail, bound to the public one (issue 14) -----------------------------------
+
+def test_officers_trail_is_private_and_bound_line_by_line(published, allocated):
+    publish(allocated[1], published.parent, lookup_iterations=ITER,
+            actor={"via": "airflow", "triggered_by": "kim", "approved_by": "lee (Approve)", "run_id": "manual__x"})
+    officer = audit.officer_path(published.parent, ROUND_ID)
+    assert not officer.is_relative_to(published.parent)            # never inside the served folder
+    assert officer.stat().st_mode & 0o777 == 0o600 and officer.parent.stat().st_mode & 0o777 == 0o700
+    result = cross_check(published)
+    assert result["ok"], result["problems"]
+    assert (result["public_lines"], result["officer_lines"], result["legacy_lines"]) == (2, 2, 0)
+    cli = voucher("verify", published, "--officer-trail")
+    assert cli.returncode == 0 and "2 line(s) chained, each bound to its public line" in cli.stdout, cli.stderr
+    lines = officer.read_text(encoding="utf-8").splitlines()
+    # the officers' line of the unchanged approval removed: its public line is unbound
+    officer.write_text(lines[0] + "\n", encoding="utf-8")
+    result = cross_check(published)
+    assert not result["ok"] and "public line 2 (unchanged v1): no officers' line" in result["problems"][0]
+    cli = voucher("verify", published, "--officer-trail", officer)
+    assert cli.returncode == 1 and "no officers' line" in cli.stderr
+    # an edited officers' line: the public line's commitment to it no longer matches (even the last line)
+    officer.write_text("\n".join([lines[0], lines[1].replace("kim", "someone")]) + "\n", encoding="utf-8")
+    assert "public line 2 (unchanged v1): the officers' line bound to it was changed" in cross_check(published)["problems"][0]
+    officer.write_text("\n".join([lines[0].replace(str(allocated[1].resolve()), "/elsewhere"), lines[1]]) + "\n",
+                       encoding="utf-8")
+    assert "chain broken" in cross_check(published)["problems"][0]
+    # the public trail alone still verifies: anyone's check does not need the officers' side
+    assert verify_round(published)["ok"]
+
+
+def test_cross_check_compares_the_run_folder_with_the_signed_result(allocated, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(allocated[1], out)
+    publish(out, tmp_path / "pub", lookup_iterations=ITER)
+    round_root = tmp_path / "pub" / ROUND_ID
+    assert cross_check(round_root)["ok"]
+    with open(out / files.SOLUTION, "a", encoding="utf-8") as handle:
+        handle.write("\n")
+    problems = cross_check(round_root)["problems"]
+    assert problems and "no longer holds the result v1 published" in problems[0]
+    shutil.rmtree(out)    # a run folder removed (a purge): a note, not a break
+    result = cross_check(round_root)
+    assert result["ok"] and "no longer there" in result["notes"][0]
+
+
+def _make_legacy(publish_root: Path, out_dir: Path) -> None:
+    """Turn a freshly published v1 into what publishing wrote before the public/officers' split:
+    the trail next to the round folder, with account names and the run folder, pinned and signed."""
+    round_root = publish_root / ROUND_ID
+    public = json.loads((round_root / files.AUDIT_TRAIL).read_text(encoding="utf-8").splitlines()[0])
+    legacy = {k: v for k, v in public.items() if k not in ("format", "roles", "staff", "officer_sha256")}
+    legacy.update(via="airflow", triggered_by="kim.legacy", approved_by="lee.legacy (Approve)",
+                  out_dir=str(out_dir.resolve()), prev_hash=audit.GENESIS)
+    line = json.dumps(legacy, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    (publish_root / f"{ROUND_ID}{files.AUDIT_SUFFIX}").write_text(line + "\n", encoding="utf-8")
+    (round_root / files.AUDIT_TRAIL).unlink()
+    shutil.rmtree(files.officer_root(publish_root))
+    manifest_path = round_root / "v1" / files.MANIFEST
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["audit"] = {"trail": f"{ROUND_ID}{files.AUDIT_SUFFIX}", "line_sha256": audit.line_hash(line)}
+    data = (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    manifest_path.write_bytes(data)
+    (round_root / "v1" / files.SIGNATURE).write_bytes(signing.sign(signing.load_private_key(), data))
+
+
+def test_a_legacy_trail_keeps_verifying_and_continues_without_names(allocated, tmp_path):
+    round_dir, out1 = allocated
+    pub = tmp_path / "pub"
+    publish(out1, pub, lookup_iterations=ITER)
+    _make_legacy(pub, out1)
+    round_root = pub / ROUND_ID
+    assert verify_round(round_root)["ok"] and verify_round(round_root)["audit_lines"] == 1
+    assert load_previous(round_root).out_dir == out1.resolve()     # a legacy line is its own detail
+    # the next version goes to the same (legacy) file, in the public form, with an officers' line
+    out2 = tmp_path / "out2"
+    stages.run_round(round_dir, out2, budget_krw=1_000_000_000)
+    publish(out2, pub, lookup_iterations=ITER,
+            actor={"via": "airflow", "triggered_by": "kim.new", "approved_by": "lee.new (Approve)"})
+    assert not (round_root / files.AUDIT_TRAIL).exists()
+    lines = (pub / f"{ROUND_ID}{files.AUDIT_SUFFIX}").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2 and "kim.new" not in lines[1] and str(tmp_path) not in lines[1]
+    assert verify_round(round_root)["ok"]
+    result = cross_check(round_root)
+    assert result["ok"] and (result["legacy_lines"], result["officer_lines"]) == (1, 1), result
+    assert load_previous(round_root).out_dir == out2.resolve()

@@ -54,7 +54,7 @@ def test_killed_publisher_leaves_no_visible_version(solved, tmp_path, where):
     assert any(p.name.startswith(".v1-") for p in round_root.iterdir())   # the dead one's leftovers
     info = publish(solved, root)
     assert info["version"] == 1 and info["created"]
-    assert sorted(p.name for p in round_root.iterdir()) == ["signing_key.pub", "v1"]   # leftovers cleaned
+    assert sorted(p.name for p in round_root.iterdir()) == ["audit.jsonl", "signing_key.pub", "v1"]   # leftovers cleaned
     assert verify(Path(info["path"])) == []
 
 
@@ -100,7 +100,8 @@ def test_award_files_and_report_are_byte_stable(solved, tmp_path):
     for name in ("awards_public.csv", "awards_public.xlsx", "awards_public.parquet",
                  "awards_public.html", "report.html", "index.html"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    # the version salt is fresh per version, the round salt (masters from intake) is the round's
+    # two first versions (two publish roots): each picks a fresh salt; the round salt (masters
+    # from intake) is the round's. Later versions of one round carry the salt (test_lookup).
     la, lb = json.loads((a / "lookup.json").read_text()), json.loads((b / "lookup.json").read_text())
     assert la["version_salt"] != lb["version_salt"] and la["round_salt"] == lb["round_salt"]
     names = [{p.name for p in (v / "r").glob("*/*.json")} for v in (a, b)]

@@ -21,7 +21,7 @@ def test_approval_summary_reads_well():
               "limits": {"quotas": [{"quota": "first_time", "share": 0.31, "min_share": 0.3}]}}
     md = approval_markdown(report, Path("/runs/x"))
     for text in ("**3** of 5", "80.0 %", "| H100 | 10 | 20 | 50.0 % |", "| first_time | 31.0 % | 30.0 % |",
-                 "budget_exhausted=2", "gap 0.00 %"):
+                 "the programme budget ran out: 2", "awarded: 3", "gap 0.00 %"):
         assert text in md, text
 
 
@@ -46,6 +46,20 @@ def test_far_less_than_previous_version_warns_at_the_top():
     assert "20 against 90" in head
     calm = approval_markdown(_report(38, 85), Path("/runs/x"), previous=previous)
     assert "WARNING" not in calm and calm.startswith("### Round")
+
+
+def test_what_needs_attention_comes_before_the_totals_and_the_preview_is_linked():
+    report = {**_report(60, 95), "warnings": ["H200 capacity is 99.9 % used"]}
+    previous = {"label": "v2", "funded": 40, "awarded_krw": 90}
+    md = approval_markdown(report, Path("/runs/x"), previous=previous,
+                           preview_url="/voucher/runs/sample/manual__1", whatif_md="| scenario |\n|---|\n| base |")
+    attention = md.index("**Needs attention**")
+    assert attention < md.index("| Funded |") and md.index("H200 capacity") < md.index("| Funded |")
+    assert "funded applications up 50 % against the previous version v2: 60 (was 40)" in md
+    assert "[open the preview](/voucher/runs/sample/manual__1)" in md and "/runs/x" not in md
+    assert md.index("**What-if scenarios**") < md.index("**Approve**")
+    calm = approval_markdown(_report(38, 85), Path("/runs/x"), previous=previous)
+    assert "Needs attention" not in calm and "`/runs/x`" in calm
 
 
 # --- An approval binds to one result (allocation.rounds.approval.approved_actor) -----------

@@ -174,7 +174,10 @@ def test_audit_trail_and_timeline(declined_refill):
     entries = audit.read(d["pub"], ROUND_ID)
     assert [e["version"] for e in entries] == [1, 2]
     assert [e["kind"] for e in entries] == ["allocation", "refill"]
-    assert all(e["triggered_by"] == "cli" and e["approved_by"] == "cli" for e in entries)
+    assert all(e["via"] == "cli" and e["roles"] == {"triggered": "operator", "approved": "operator"}
+               for e in entries)   # roles only: the local account is in the officers' trail
+    assert [o["out_dir"] for o in audit.read_officer(d["pub"], ROUND_ID)] == [str(d["out1"].resolve()),
+                                                                             str(d["out2"].resolve())]
     assert "responses.csv" in entries[1]["input_sha256"]
     assert entries[1]["diff"]["lost"] == 1 and entries[1]["as_of"] == "2026-02-10"
     html = (d["v2"] / "report.html").read_text()

@@ -213,3 +213,19 @@ def test_reassign_that_cannot_be_done_says_why(round_dir, tmp_path):
     assert "cannot give every application the reviewers it needs" not in text   # one application: its need
     assert "1 of 2 reviews cannot be assigned" in text and "R1-000056 (1)" in text
     assert "capacity short by 1 review(s)" in text
+
+
+def test_an_approval_binds_the_panel_files_it_was_shown(round_dir, tmp_path):
+    from allocation.rounds.approval import approved_actor, fingerprint, record_request, record_response
+    out = tmp_path / "panel"
+    panel.assign(round_dir, out)
+    shown = record_request(out, ti_id="ti-1", triggered_by="officer")["fingerprint"]
+    assert shown == panel.panel_fingerprint(out) == fingerprint(out)
+    record_response(out, ti_id="ti-1", chosen_options=["Approve"], responded_by={"id": "approver"},
+                    responded_at="2026-11-30T00:00:00+00:00")
+    actor = approved_actor(out, triggered_by="officer", refusal="NOT RELEASED")
+    assert actor["approved_fingerprint"] == shown and actor["approved_by"] == "approver (Approve)"
+    work_list = sorted((out / files.PANEL_WORK_LISTS).glob("*.csv"))[0]
+    work_list.write_text(work_list.read_text(encoding="utf-8") + "X-1,extra\n", encoding="utf-8")
+    with pytest.raises(RoundError, match="^NOT RELEASED: the result changed after it was approved"):
+        approved_actor(out, triggered_by="officer", refusal="NOT RELEASED")

@@ -1,7 +1,8 @@
 """The version a refill or appeal builds on: a run folder, or a published version.
 
 A published version is always read from the officers' run folder it was published from (found
-through its audit line, checked against the signed manifest's result fingerprint): a forged
+through the officers' audit line bound to the public line the signed manifest pins, checked
+against the signed manifest's result fingerprint): a forged
 public file can fail the check but never changes what a refill keeps."""
 
 from __future__ import annotations
@@ -59,12 +60,16 @@ def _load_published(version_dir: Path) -> Previous:
     manifest = json.loads((version_dir / files.MANIFEST).read_text(encoding="utf-8"))
     round_id, version = manifest["round_id"], int(manifest["version"])
     pinned = (manifest.get("audit") or {}).get("line_sha256")
-    entry = next((e for text, e in audit.read_lines(round_root.parent, round_id)
+    found = next(((e, detail) for text, e, detail in audit.detailed(round_root.parent, round_id)
                   if audit.line_hash(text) == pinned), None)
-    if entry is None or entry.get("version") != version or not entry.get("out_dir"):
+    if found is None or found[0].get("version") != version:
         raise RoundError(f"{version_dir}: its audit line (pinned by the signed manifest) is missing or "
                          f"changed, so the officers' run folder it was published from is unknown")
-    out_dir = Path(entry["out_dir"])
+    if not found[1].get("out_dir"):
+        raise RoundError(f"{version_dir}: the officers' audit trail ({audit.officer_path(round_root.parent, round_id)}) "
+                         f"has no line bound to v{version}'s public audit line, so the run folder it was "
+                         f"published from is unknown")
+    out_dir = Path(found[1]["out_dir"])
     if not files.is_run_folder(out_dir):
         raise RoundError(f"v{version} was published from {out_dir}, which is no longer a run folder; "
                          f"refills and appeals read the officers' run folder, not the public files")
