@@ -128,9 +128,11 @@ def base(tmp_path_factory):
 
 @pytest.fixture
 def copy(base, tmp_path):
-    """A private copy of the round folder and the published versions, to edit freely."""
+    """A private copy of the round folder, the published versions and the officers' audit trail
+    beside them (which names the run folders refills read), to edit freely."""
     shutil.copytree(base["round"], tmp_path / "round")
     shutil.copytree(base["pub"], tmp_path / "pub")
+    shutil.copytree(files.officer_root(base["pub"]), files.officer_root(tmp_path / "pub"))
     return {**base, "round": tmp_path / "round", "pub": tmp_path / "pub", "tmp": tmp_path}
 
 
