@@ -80,6 +80,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from allocation import files, schema, text
 from allocation.intake import receipt
+from allocation.publish.manifest import sha256_file
 
 FORMAT = "voucher-lookup/2"
 NAME_INFO = "voucher-lookup/2 file-name"
@@ -478,14 +479,6 @@ def record_context(params: LookupParams, round_name: str, min_score: float | Non
     return digest.hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def carried_params(previous: Path | None, round_id: str, round_salt: bytes) -> LookupParams:
     """The previous version's salt when it is a lookup of the same round (same masters), so
     unchanged records keep their file name and key; otherwise a fresh one."""
@@ -506,7 +499,7 @@ def previous_state(previous: Path | None, state_dirs: list[Path], context: str) 
     listing = Path(previous) / files.LOOKUP_LISTING if previous is not None else None
     if listing is None or not listing.is_file() or not (Path(previous) / files.LOOKUP_DIR).is_dir():
         return None
-    want = _sha256_file(listing)
+    want = sha256_file(listing)
     for folder in state_dirs:
         meta_path, state_path = Path(folder) / files.LOOKUP_STATE_META, Path(folder) / files.LOOKUP_STATE
         if not (meta_path.is_file() and state_path.is_file()):
@@ -666,7 +659,7 @@ def finalize_lookup(out_dir: Path) -> dict:
         json.dumps(params.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     files.write_parquet(state, out_dir / files.LOOKUP_STATE)
     files.write_json(out_dir / files.LOOKUP_STATE_META,
-                     {"listing_sha256": _sha256_file(listing), "context": plan["context"],
+                     {"listing_sha256": sha256_file(listing), "context": plan["context"],
                       "round_id": plan["round_id"], "files": state.height, "sealed": sealed,
                       "reused": state.height - sealed})
     shutil.rmtree(_work(out_dir), ignore_errors=True)
