@@ -244,9 +244,10 @@ def explain(row: dict, min_score: float | None, nobody_funded: bool = False) -> 
                   "Nobody was funded in this round: the programme budget or the GPU-hours on offer "
                   "did not cover the smallest award level of your application.")
     elif reason.startswith("capacity_") and reason.endswith("_exhausted"):
-        gpu = reason[len("capacity_"):-len("_exhausted")]
-        ko, en = (f"{gpu} GPU 사용 시간이 점수가 더 높은 신청에 모두 배정되었습니다.",
-                  f"All {gpu} GPU-hours on offer went to applications with higher scores.")
+        gpu, _, month = reason[len("capacity_"):-len("_exhausted")].partition("@")   # H100@2026-05: by month
+        ko, en = (f"{gpu} GPU{f' {month}' if month else ''} 사용 시간이 점수가 더 높은 신청에 모두 배정되었습니다.",
+                  f"All {gpu} GPU-hours on offer{f' in {month}' if month else ''} went to applications "
+                  "with higher scores.")
     else:
         ko, en = _REASONS.get(reason, ("선정 결과의 상세 사유는 사업 담당자에게 문의하세요.",
                                        "Please ask the programme office for the detailed reason."))
