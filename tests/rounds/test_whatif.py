@@ -82,3 +82,13 @@ def test_a_bad_scenario_is_one_clear_error(text, message, tmp_path):
                              str(tmp_path / "o"), "--scenario", text], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "scenario" in result.stderr
+
+
+def test_scenarios_solve_with_the_capped_time_limit_and_the_base_with_the_rounds(whatif):
+    from allocation.rounds.whatif import SCENARIO_TIME_LIMIT_S
+    out, _ = whatif
+    base = json.loads((out / "base" / "solution.json").read_text())["solver"]
+    assert base["deterministic_time_limit"] == load_config(SAMPLE).solver.time_limit_s > SCENARIO_TIME_LIMIT_S
+    for k in range(1, len(SCENARIOS) + 1):
+        solver = json.loads((out / f"scenario-{k}" / "solution.json").read_text())["solver"]
+        assert solver["deterministic_time_limit"] == SCENARIO_TIME_LIMIT_S
