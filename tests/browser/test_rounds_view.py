@@ -31,10 +31,6 @@ from allocation import files
 from allocation.rounds.whatif import check_scenarios, solve_scenarios
 
 PROJECT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-ENSURE = Path(__file__).with_name("ensure_chromium.sh")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-               "--disable-background-networking", "--disable-component-update"]
 RUN_ID, FAILED_ID = "manual__2026-03-02T09:00:00+00:00", "manual__2026-03-02T08:00:00+00:00"
 RUN, FAILED = "manual__2026-03-02T09_00_00_00_00", "manual__2026-03-02T08_00_00_00_00"   # their run folders
 PASSWORDS = {"officer": "officer-pw-123", "viewer": "viewer-pw-123"}
@@ -56,19 +52,6 @@ with create_session() as session:
         if note:
             run.note = note
 """
-
-
-@pytest.fixture(scope="module")
-def view_browser():
-    result = subprocess.run(["bash", str(ENSURE)], capture_output=True, text=True, timeout=900)
-    if result.returncode != 0 or not CHROMIUM.is_file():
-        pytest.skip(f"Chromium missing: {CHROMIUM} not there and Debian's chromium could not be installed "
-                    f"({ENSURE.name} exit {result.returncode}): {result.stderr.strip()[-400:]}")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright missing: pip install -e '.[test]'")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
 
 
 def _free_port() -> int:
@@ -150,21 +133,21 @@ def shot(page, name: str) -> None:
         page.screenshot(path=str(Path(folder) / name), full_page=True)
 
 
-def test_anonymous_requests_are_refused(airflow_ui, view_browser):
+def test_anonymous_requests_are_refused(airflow_ui, browser):
     for path in ("/voucher/", f"/voucher/runs/sample/{RUN}", f"/voucher/runs/sample/{RUN}/report"):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{airflow_ui['url']}{path}", timeout=30)
         assert refused.value.code in (401, 403), path
-    page = view_browser.new_page()
+    page = browser.new_page()
     response = page.goto(f"{airflow_ui['url']}/voucher/runs/sample/{RUN}")
     assert response.status in (401, 403) and "R1-" not in page.content()
     page.close()
 
 
-def test_an_officer_opens_the_view_from_the_ui_and_reads_a_runs_preview(airflow_ui, view_browser):
+def test_an_officer_opens_the_view_from_the_ui_and_reads_a_runs_preview(airflow_ui, browser):
     outcomes = pl.read_parquet(airflow_ui["runs"] / "sample" / RUN / files.OUTCOMES_PARQUET)
     awarded = outcomes.filter(pl.col("status") == "awarded")
-    context = context_of(view_browser, airflow_ui, "officer")
+    context = context_of(browser, airflow_ui, "officer")
     page = context.new_page()
     page.goto(f"{airflow_ui['url']}/plugin/voucher-rounds")          # the UI's nav entry: an iframe
     frame = page.frame_locator("iframe").first
@@ -189,9 +172,9 @@ def test_an_officer_opens_the_view_from_the_ui_and_reads_a_runs_preview(airflow_
     context.close()
 
 
-def test_a_viewer_sees_totals_and_no_applicant(airflow_ui, view_browser):
+def test_a_viewer_sees_totals_and_no_applicant(airflow_ui, browser):
     outcomes = pl.read_parquet(airflow_ui["runs"] / "sample" / RUN / files.OUTCOMES_PARQUET)
-    context = context_of(view_browser, airflow_ui, "viewer")
+    context = context_of(browser, airflow_ui, "viewer")
     page = context.new_page()
     page.goto(f"{airflow_ui['url']}/voucher/runs/sample/{RUN}")
     page.get_by_role("heading", name="Totals").wait_for()
