@@ -31,13 +31,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import polars as pl
 
 from allocation import files
-from allocation.intake import receipt
 from bench.publish import _tree_rss
 from bench.run import load_average, machine
-from bench.synthetic import build_round, write_round
+from bench.synthetic import build_round, with_strong_codes, write_round
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUND = "dagbench"
@@ -46,13 +44,8 @@ STRETCH_S = 300.0
 
 
 def make_round(folder: Path, n: int) -> Path:
-    """A synthetic round of n applications (seed 0) with strong (80-bit) receipt codes: the
-    generator's 10-character codes (51.7 bits) need ~30 ms of PBKDF2 each at intake."""
-    result = build_round(n, seed=0)
-    apps = result.tables["applications"]
-    result.tables["applications"] = apps.with_columns(
-        receipt_code=pl.Series(receipt.new_codes(apps.height), dtype=pl.String))
-    return write_round(result, folder)
+    """A synthetic round of n applications (seed 0) with strong (80-bit) receipt codes."""
+    return write_round(with_strong_codes(build_round(n, seed=0)), folder)
 
 
 def airflow_env(home: Path, work: Path) -> dict[str, str]:

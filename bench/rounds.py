@@ -1,8 +1,10 @@
 """Synthetic benchmark rounds: generated once, validated and scored once, cached on disk.
 
 Data lives outside the repository (default $VOUCHER_BENCH_DATA or /tmp/voucher-bench):
-  round_<n>/        raw round folder (CSV, as officers send them), bench.synthetic seed 0
-                    (round_<n>_gpu_<factors>/ etc. for rounds with other GPU capacity factors)
+  round_<n>_c80/    raw round folder (CSV, as officers send them), bench.synthetic seed 0 with
+                    80-bit receipt codes (bench.synthetic.with_strong_codes: intake's PBKDF2 at
+                    100 iterations, not hours at 1M); round_<n>_gpu_<factors>_c80/ etc. for rounds
+                    with other GPU capacity factors
   prepared_<n>/     intake/ + scores.parquet (allocation.rounds.allocate.validate + score)
   problem_<n>.npz   the AllocationProblem arrays (what every solver method loads)
 """
@@ -26,14 +28,14 @@ def data_dir() -> Path:
 
 def _name(kind: str, n: int, capacity_factors: tuple[float, ...] | None) -> str:
     tag = "" if capacity_factors is None else "_gpu_" + "_".join(f"{f:g}" for f in capacity_factors)
-    return f"{kind}_{n}{tag}"
+    return f"{kind}_{n}{tag}_c80"
 
 
 def round_dir(n: int, capacity_factors: tuple[float, ...] | None = None) -> Path:
     path = data_dir() / _name("round", n, capacity_factors)
     if not (path / "round.toml").exists():
-        from bench.synthetic import generate_round
-        generate_round(path, n, seed=SEED, capacity_factors=capacity_factors)
+        from bench.synthetic import build_round, with_strong_codes, write_round
+        write_round(with_strong_codes(build_round(n, seed=SEED, capacity_factors=capacity_factors)), path)
     return path
 
 
