@@ -80,6 +80,9 @@ WHATIF_DIR = "whatif"                      # what-if scenarios of a DAG run (all
 LOOKUP_STATE = "lookup_state.parquet"
 LOOKUP_STATE_META = "lookup_state.json"    # which published listing (r.sha256) the state describes
 LOOKUP_WORK = "lookup_work"                # while publishing: plan.json, rows to seal, chunk results
+# a publication in separate steps (the DAGs' mapped tasks): what the first step staged, for the
+# last one (version, staged folder, audit entry); removed when the version is in place
+PUBLISH_STAGE = "publish_stage.json"
 
 # --- run folder: intake/ ----------------------------------------------------------------
 INTAKE_TABLES = ("applications", "requests", "reviews", "capacity")   # <stem>.parquet
@@ -114,6 +117,9 @@ AUDIT_TRAIL = "audit.jsonl"       # PUBLISH_ROOT/<round_id>/audit.jsonl: the pub
 AUDIT_SUFFIX = ".audit.jsonl"     # legacy PUBLISH_ROOT/<round_id>.audit.jsonl; officers' <round_id>.audit.jsonl
 OFFICER_ROOT_SUFFIX = ".officers"   # <publish root>.officers/: the officers' audit trails (0700, never served)
 PUBLISH_LOCK = ".{round_id}.publish.lock"
+# PUBLISH_ROOT/<round_id>/.staged-v<N>-<fingerprint>/: a version being written in separate steps
+# (hidden, never served; renamed to v<N> by the last step, removed when superseded or abandoned)
+STAGED_PREFIX = ".staged-"
 SIGNING_KEY_PUB = "signing_key.pub"   # PUBLISH_ROOT/<round_id>/signing_key.pub: the key that signs its versions
 
 # --- one published version: PUBLISH_ROOT/<round_id>/v<N>/ ------------------------------

@@ -1,4 +1,5 @@
-"""One voucher round: validate → score → allocate → (officer approves) → publish.
+"""One voucher round: validate → score → allocate → (officer approves) → publish
+(voucher_publish.py: staged, sealed by mapped tasks, renamed into place).
 
 Thin wiring over allocation.rounds / allocation.publish; helpers in voucher_common.py.
 Each run works in RUNS_ROOT/<round folder>/<run id>/; XCom carries only paths and small summaries.
@@ -15,7 +16,8 @@ from airflow.sdk import DeadlineAlert, DeadlineReference, Param, SyncCallback, d
 from airflow.sdk.exceptions import AirflowFailException
 
 import voucher_common as vc
-from voucher_approval import BoundApproval, approved_actor
+from voucher_approval import BoundApproval
+from voucher_publish import publish_steps
 
 log = logging.getLogger("voucher.allocation_round")
 PUBLISHED = vc.published_asset()
@@ -141,29 +143,10 @@ def allocation_round():
         response_timeout=timedelta(hours=float(os.environ.get("VOUCHER_APPROVAL_TIMEOUT_HOURS", 72))),
     )
 
-    @task(outlets=[PUBLISHED])
-    def publish(outlet_events=None, **context) -> dict:
-        from allocation.errors import RoundError
-        from allocation.publish.version import publish as publish_round
-        # the run folder from this run's own id; a recorded Approve of exactly this result, by
-        # someone other than the trigger (voucher_approval); never XCom
-        out, actor = approved_actor(context)
-        log.info("approval: %s", actor)
-        try:
-            result = publish_round(out, vc.publish_root(), actor=actor,
-                                   allow_empty=bool(context["params"].get("allow_empty")), demo=vc.is_demo())
-        except RoundError as exc:   # e.g. an empty result without allow_empty: final, not transient
-            raise AirflowFailException(str(exc)) from None
-        if result["created"]:
-            log.info("PUBLISHED round %s version v%s at %s", result["round_id"], result["version"], result["path"])
-        else:   # nothing new; the approval is still in the audit trail
-            log.info("round %s %s (%s)", result["round_id"], result["message"], result["path"])
-        outlet_events[PUBLISHED].extra = {k: result[k] for k in ("round_id", "version", "path")}
-        return result
-
     allocated = allocate(score(validate()))
     allocated >> whatif(allocated) >> needs_approval() >> approve
-    approve >> publish()
+    first, _ = publish_steps(PUBLISHED)   # stage → pages ∥ seal (mapped) → publish
+    approve >> first
 
 
 allocation_round()

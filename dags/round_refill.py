@@ -17,7 +17,8 @@ from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 import voucher_common as vc
-from voucher_approval import BoundApproval, approved_actor
+from voucher_approval import BoundApproval
+from voucher_publish import publish_steps
 
 log = logging.getLogger("voucher.round_refill")
 PUBLISHED = vc.published_asset()
@@ -112,26 +113,9 @@ def round_refill():
         response_timeout=timedelta(hours=float(os.environ.get("VOUCHER_APPROVAL_TIMEOUT_HOURS", 72))),
     )
 
-    @task(outlets=[PUBLISHED])
-    def publish(outlet_events=None, **context) -> dict:
-        from allocation.errors import RoundError
-        from allocation.publish.version import publish as publish_round
-        out, actor = approved_actor(context)   # run folder from the run id; recorded Approve (voucher_approval)
-        log.info("approval: %s", actor)
-        try:
-            result = publish_round(out, vc.publish_root(), actor=actor,
-                                   allow_empty=bool(context["params"].get("allow_empty")), demo=vc.is_demo())
-        except RoundError as exc:   # another version appeared meanwhile: final, not transient
-            raise AirflowFailException(str(exc)) from None
-        if result["created"]:
-            log.info("PUBLISHED round %s version v%s at %s", result["round_id"], result["version"], result["path"])
-        else:   # nothing new; the approval is still in the audit trail
-            log.info("round %s %s (%s)", result["round_id"], result["message"], result["path"])
-        outlet_events[PUBLISHED].extra = {k: result[k] for k in ("round_id", "version", "path")}
-        return result
-
     allocated = allocate(score(prepare()))
-    allocated >> approve >> publish()
+    first, _ = publish_steps(PUBLISHED)   # stage → pages ∥ seal (mapped) → publish
+    allocated >> approve >> first
 
 
 round_refill()

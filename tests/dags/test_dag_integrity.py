@@ -11,7 +11,8 @@ import pytest
 
 from tests.dags.dagrun import PROJECT, ROUNDS
 
-TRANSIENT = {"score", "allocate", "publish"}
+TRANSIENT = {"score", "allocate", "publish_prepare", "publish_pages", "seal_lookup", "publish"}
+PUBLISH_STEPS = ["publish_prepare", "publish_pages", "seal_lookup", "publish"]
 
 
 def test_no_import_errors(dagbag):
@@ -23,8 +24,14 @@ def test_round_dag_shape(dagbag):
     dag = dagbag.dags["allocation_round"]
     assert dag.schedule is None  # manual trigger only
     assert [t.task_id for t in dag.topological_sort()] == [
-        "validate", "score", "allocate", "whatif", "needs_approval", "approve", "publish"]
-    assert dag.get_task("publish").upstream_task_ids == {"approve"}   # nothing from allocate's XCom
+        "validate", "score", "allocate", "whatif", "needs_approval", "approve", *PUBLISH_STEPS]
+    # nothing from allocate's XCom: the publish steps hang off approve alone, the sealing is mapped
+    assert dag.get_task("publish_prepare").upstream_task_ids == {"approve"}
+    assert dag.get_task("seal_lookup").upstream_task_ids == {"publish_prepare"}
+    assert dag.get_task("publish").upstream_task_ids == {"publish_pages", "seal_lookup"}
+    assert dag.get_task("publish").trigger_rule == "none_failed_min_one_success"
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+    assert isinstance(dag.get_task("seal_lookup"), MappedOperator)
     outlets = dag.get_task("publish").outlets
     assert [a.name for a in outlets] == ["published_round"]
     index_dag = dagbag.dags["results_index"]

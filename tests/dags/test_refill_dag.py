@@ -43,7 +43,8 @@ def run_refill(dagbag, conf: dict, officer: Officer | None = None):
 def test_refill_dag_shape(dagbag):
     dag = dagbag.dags["round_refill"]
     assert dag.schedule is None
-    assert [t.task_id for t in dag.topological_sort()] == ["prepare", "score", "allocate", "approve", "publish"]
+    assert [t.task_id for t in dag.topological_sort()] == ["prepare", "score", "allocate", "approve", "publish_prepare",
+                                                                 "publish_pages", "seal_lookup", "publish"]
     assert [a.name for a in dag.get_task("publish").outlets] == ["published_round"]
     assert dag.get_task("prepare").retries == 0 and dag.get_task("approve").retries == 0
     assert set(dag.params) == {"round", "responses", "appeals", "as_of", "time_limit_s", "allow_empty"}

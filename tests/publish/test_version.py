@@ -70,7 +70,7 @@ def test_publishing_twice_is_a_no_op_and_a_change_makes_v2(solved, tmp_path):
 def test_crash_mid_publish_leaves_no_visible_version(solved, tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
-    monkeypatch.setattr(version_module, "_write_version", crash)
+    monkeypatch.setattr(version_module, "_write_pages", crash)   # while the workers seal
     with pytest.raises(OSError):
         publish(solved, tmp_path / "pub")
     round_root = tmp_path / "pub" / "2026-R1"
