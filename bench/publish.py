@@ -203,6 +203,26 @@ def markdown(rows: list[dict], command: str) -> str:
     return "\n".join(lines)
 
 
+def verdicts(rows: list[dict]) -> list[str]:
+    """Issue 15's targets judged from the rows (the 1M row; every row for the page size)."""
+    gib = 1024 ** 3
+    lines = []
+    for r in rows:
+        if r["n"] != 1_000_000:
+            continue
+        for what, value, limit, unit in (
+                ("publish v1", r["v1"]["seconds"], 600, "s"),
+                ("peak RSS of publish v1", r["v1"]["peak_rss_bytes"] / gib, 2, "GiB"),
+                ("peak RSS of the republish", r["v2"]["peak_rss_bytes"] / gib, 2, "GiB"),
+                ("republish, 5% changed", r["v2"]["seconds"], 120, "s")):
+            lines.append(f"- 1,000,000 {what}: {value:.2f} {unit} (target ≤ {limit} {unit}) — "
+                         + ("met" if value <= limit else "**NOT met**"))
+    for r in rows:
+        lines.append(f"- {r['n']:,}: largest HTML page {r['largest_html'] / 1024:.0f} KB (target ≤ 2048 KB) — "
+                     + ("met" if r["largest_html"] <= 2 * 1024 * 1024 else "**NOT met**"))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")

@@ -217,7 +217,7 @@ def e2e_table(res: dict[int, dict]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000,100000,1000000")
     ap.add_argument("--methods", default=",".join(METHODS))
@@ -240,17 +240,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dag", default="100000,1000000",
                     help="sizes for the whole DAG run through Airflow (bench.dag; '' = none)")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
-    a = ap.parse_args(argv)
+    ap.add_argument("--render", default=None, metavar="FILE",
+                    help="measure nothing: rewrite --out from the raw results (and command) of FILE, an "
+                         "earlier BENCHMARKS.md, with this version's tables and verdicts")
+    return ap
+
+
+def rerender(path: Path, out: Path) -> int:
+    """--render: the tables again from an earlier file's raw JSON, with its command, date and load."""
+    import re
+    text = Path(path).read_text(encoding="utf-8")
+    head = re.search(r"Command: `(?P<cmd>[^`]*)` \(run (?P<started>[^,]+), (?P<min>[0-9.]+) min in all\)", text)
+    raw = text.split("## Raw results", 1)[1].split("```json", 1)[1].rsplit("```", 1)[0]
+    data = json.loads(raw)
+    for key in ("sizes", "e2e", "lifecycle"):
+        data[key] = {int(k): v for k, v in (data.get(key) or {}).items()}
+    for key in ("tight", "publish", "dag"):
+        data[key] = data.get(key) or []
+    if not head:
+        raise SystemExit(f"{path}: no 'Command: ... (run ..., N min in all)' line")
+    argv = head["cmd"].split("bench.run", 1)[1].split()
+    a = parser().parse_args(argv)
+    Path(out).write_text(render(data, a, head["cmd"], head["started"], float(head["min"]) * 60), encoding="utf-8")
+    print(f"wrote {out} from the raw results of {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    if a.render:
+        return rerender(Path(a.render), Path(a.out))
     import tempfile
 
     from bench import dag as dag_bench
     from bench import publish as publish_bench
     from bench.lifecycle import run_size as run_lifecycle_size
-    from bench.lifecycle import table as lifecycle_table
-    from bench.lifecycle import verdicts as lifecycle_verdicts
     from bench.tight import measure as tight_measure
     from bench.tight import parse_rounds as parse_tight_rounds
-    from bench.tight import table as tight_table
     command = ".venv/bin/python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.strftime("%Y-%m-%d %H:%M")
     mach = machine()
@@ -279,13 +305,33 @@ def main(argv: list[str] | None = None) -> int:
     dag_rows = dag_bench.run([int(x) for x in a.dag.split(",") if x])
     mach["load_at_end"] = load_average()
     total = time.perf_counter() - t0
+    data = {"sizes": results, "orlib_rows": orlib, "e2e": e2e, "lifecycle": lifecycle, "tight": tight_rows,
+            "publish": publish_rows, "dag": dag_rows, "machine": mach}
+    Path(a.out).write_text(render(data, a, command, started, total), encoding="utf-8")
+    print(f"wrote {a.out}")
+    return 0
+
+
+def render(data: dict, a, command: str, started: str, total: float) -> str:
+    """BENCHMARKS.md from one run's numbers (also from the raw JSON of an earlier file: --render)."""
+    from bench import dag as dag_bench
+    from bench import publish as publish_bench
+    from bench.lifecycle import table as lifecycle_table
+    from bench.lifecycle import verdicts as lifecycle_verdicts
+    from bench.tight import table as tight_table
+    results, orlib, e2e, lifecycle = data["sizes"], data["orlib_rows"], data["e2e"], data["lifecycle"]
+    tight_rows, publish_rows, dag_rows, mach = data["tight"], data["publish"], data["dag"], data["machine"]
+    sizes = list(results)
+    per_class = None if a.orlib == "all" else (1 if a.orlib == "first" else (None if a.orlib == "none" else int(a.orlib)))
 
     md = ["# Benchmarks", "",
           f"Command: `{command.strip()}` (run {started}, {total / 60:.1f} min in all).", "",
           f"Machine: {mach['nproc']} cores ({mach['cpu']}), {mach['ram']} RAM, Python {mach['python']}; "
           f"load average (1, 5, 15 min) at start {mach['load_at_start']}, after the synthetic rounds "
-          f"{mach['load_after_sizes']}, after OR-Library {mach['load_after_orlib']}, at the end "
-          f"{mach['load_at_end']} (this run's own solvers use 1-2 cores). The machine is shared with "
+          f"{mach['load_after_sizes']}, after OR-Library {mach['load_after_orlib']}, "
+          + (f"after the refills, appeals and tight rounds {mach['load_after_lifecycle_and_tight']}, "
+             if mach.get("load_after_lifecycle_and_tight") else "")
+          + f"at the end {mach['load_at_end']} (this run's own solvers use 1-2 cores). The machine is shared with "
           "other work, so absolute seconds vary by 2-3x between runs; compare the methods side by side "
           "within one run.", "",
           "## Targets of Issue 5, judged from this run's numbers (bench/targets.py)", "",
@@ -341,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                "A solved round tiled up to each size; `voucher publish` (v1), then a republish after 5% of "
                "the outcomes changed (v2), each in its own process.", ""]
         md += [line for line in publish_bench.markdown(publish_rows, "").splitlines()[4:]]
-        md.append("")
+        md += [*publish_bench.verdicts(publish_rows), ""]
     if dag_rows:
         md += ["## The whole round through Airflow (bench.dag)", "", dag_bench.DESCRIPTION, ""]
         md += dag_bench.table(dag_rows)
@@ -350,11 +396,9 @@ def main(argv: list[str] | None = None) -> int:
                        "e2e": {str(k): v for k, v in e2e.items()},
                        "lifecycle": {str(k): v for k, v in lifecycle.items()}, "tight": tight_rows,
                        "publish": publish_rows, "dag": dag_rows,
-                       "machine": mach}, indent=1)[:200_000],
+                       "machine": mach}, indent=1),
            "```", ""]
-    Path(a.out).write_text("\n".join(md), encoding="utf-8")
-    print(f"wrote {a.out}")
-    return 0
+    return "\n".join(md)
 
 
 if __name__ == "__main__":
