@@ -45,7 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.linear_solver import pywraplp
 
-from allocation.model.problem import AllocationProblem, Solution
+from allocation.model.money import hours_in_month
+from allocation.model.problem import AllocationProblem, MonthlyWeight, Solution
 from allocation.solve.arrays import float_at_least
 from allocation.solve.cpsat import solve_cpsat
 from allocation.solve.lp import solve_lp_glop
@@ -76,6 +77,74 @@ BOUND_FLOAT_MARGIN = 1e-12      # relative, covers float rounding in f(lam)
 # ---------------------------------------------------------------------------
 
 
+class MonthRows:
+    """The (n, L, D) exact row usage of a month round (GPU type x month rows, budget, negated
+    quota rows) without storing it: A[items, options] -> (..., D), A[items, options, cols],
+    A[items] -> (k, L, D). See allocation.model.problem.MonthlyWeight."""
+
+    def __init__(self, problem: AllocationProblem):
+        self.weight: MonthlyWeight = problem.weight
+        self.cover = problem.cover
+        self.L = problem.n_options
+        self.shape = (problem.n_items, self.L, len(problem.capacity) + len(problem.cover_names))
+
+    def _pairs(self, items, options) -> np.ndarray:
+        ii, oo = np.broadcast_arrays(np.asarray(items, np.int64), np.asarray(options, np.int64))
+        use = self.weight.usage(ii, oo)
+        if len(self.cover):
+            use = np.concatenate([use, -self.cover[:, ii.ravel(), oo.ravel()].T], axis=1)
+        return use.reshape(*ii.shape, self.shape[2])
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            if len(key) == 3:
+                return self._pairs(key[0], key[1])[..., key[2]]
+            return self._pairs(key[0], key[1])
+        items = np.asarray(key, np.int64)
+        return self._pairs(items[..., None], np.arange(self.L))
+
+
+class MonthPricing:
+    """Reduced values of a month round computed from the factors of its rows: per item its hours
+    per level and type, its duration; the GPU price of a start s is then, per type,
+    floor(h/d) * (sum of the prices of months s..s+d-2) + the remainder * the price of month
+    s+d-1, from small per-duration tables (no (n, L, D) array)."""
+
+    def __init__(self, problem: AllocationProblem):
+        w: MonthlyWeight = problem.weight
+        self.M = w.months
+        self.T = w.hours.shape[2]
+        self.Lv = w.hours.shape[1]
+        d = w.duration[:, None, None]
+        self.base = (w.hours // d).astype(np.float64)                    # (n, Lv, T)
+        self.last = (w.hours - (d - 1) * (w.hours // d)).astype(np.float64)
+        self.groups = [(int(k), np.flatnonzero(w.duration == k)) for k in np.unique(w.duration).tolist()]
+        self.awarded = w.awarded.astype(np.float64)                      # (n, O)
+        self.cover = problem.cover.astype(np.float64)                    # (Q, n, O)
+
+    def price(self, mu: np.ndarray) -> np.ndarray:
+        """(n, O) sum over rows of A * mu (mu = normalised prices / row scale)."""
+        M, T, Lv = self.M, self.T, self.Lv
+        n = self.base.shape[0]
+        gpu = mu[:T * M].reshape(T, M)
+        out = np.empty((n, Lv, M))
+        for d, idx in self.groups:
+            span = np.zeros((T, M))
+            end = np.zeros((T, M))
+            for s in range(M):
+                e = min(s + d - 1, M - 1)
+                if s + d - 1 <= M - 1:
+                    end[:, s] = gpu[:, e]
+                span[:, s] = gpu[:, s:min(s + d - 1, M)].sum(axis=1)
+            k = len(idx)
+            out[idx] = (self.base[idx].reshape(k * Lv, T) @ span
+                        + self.last[idx].reshape(k * Lv, T) @ end).reshape(k, Lv, M)
+        total = out.reshape(n, Lv * M) + self.awarded * mu[T * M]
+        for q in range(len(self.cover)):
+            total -= self.cover[q] * mu[T * M + 1 + q]
+        return total
+
+
 @dataclass
 class Structure:
     n: int
@@ -102,6 +171,14 @@ class Structure:
     forced: np.ndarray = None       # (n,) int64: option an item is forced to, -1 = free
     b_dual: np.ndarray = None       # (D,) int64: b minus the forced items' usage
     v_forced: int = 0
+    # GPU capacity by month: A is a MonthRows, item_A None, the single-item blocks are not
+    # columns (col_* hold the company blocks only) but priced by `pricing` per item
+    pricing: MonthPricing | None = None
+    single: np.ndarray | None = None    # (n,) bool: the item is a block of its own (month rounds)
+
+    @property
+    def monthly(self) -> bool:
+        return self.pricing is not None
 
     @property
     def is_forced(self) -> np.ndarray:
@@ -172,6 +249,8 @@ def _company_groups(problem: AllocationProblem, forced: np.ndarray | None = None
 
 def build_structure(problem: AllocationProblem, forced: np.ndarray | None = None) -> Structure:
     """forced: (n,) option each item is forced to (-1 = free); see forced_array."""
+    if isinstance(problem.weight, MonthlyWeight):
+        return _month_structure(problem, forced)
     n, L = problem.n_items, problem.n_options
     A, b, labels = _rows(problem)
     D = A.shape[2]
@@ -287,6 +366,128 @@ def build_structure(problem: AllocationProblem, forced: np.ndarray | None = None
         forced=forced, b_dual=b_dual, v_forced=v_forced)
 
 
+def _month_structure(problem: AllocationProblem, forced: np.ndarray | None) -> Structure:
+    """build_structure for a month round (problem.weight a MonthlyWeight): the same blocks and
+    prices, but the single-item blocks are priced from the factors (MonthPricing) instead of
+    one stored column per (item, option), and A is computed on demand (MonthRows)."""
+    n, L = problem.n_items, problem.n_options
+    A = MonthRows(problem)
+    R, Q = len(problem.capacity), len(problem.cover_names)
+    D = R + Q
+    b = np.concatenate([problem.capacity.astype(np.int64), np.zeros(Q, np.int64)])
+    labels = tuple(problem.row_names) + tuple(f"quota:{q}" for q in problem.cover_names)
+    forced = np.full(n, -1, np.int64) if forced is None else np.asarray(forced, np.int64)
+    fi = np.flatnonzero(forced >= 0)
+    if len(fi) and not problem.allowed[fi, forced[fi]].all():
+        raise ValueError("a forced option is not allowed")
+    b_dual = b - (A[fi, forced[fi]].sum(axis=0) if len(fi) else 0)
+    v_forced = int(problem.value[fi, forced[fi]].sum()) if len(fi) else 0
+    allowed = problem.allowed.astype(bool) & (forced < 0)[:, None]
+    value = problem.value.astype(np.int64)
+    vmax = float(np.abs(np.where(allowed, value, 0)).max(initial=0))
+    vscale = vmax if vmax > 0 else 1.0
+    # row scales as build_structure's: the largest |coefficient| of an allowed option per row
+    w: MonthlyWeight = problem.weight
+    M, T, Lv = w.months, w.hours.shape[2], w.hours.shape[1]
+    amax = np.zeros(D)
+    by_start = allowed.reshape(n, Lv, M)
+    for start in range(M):
+        on = by_start[:, :, start]
+        if not on.any():
+            continue
+        for month in range(start, M):
+            part = hours_in_month(w.hours, w.duration[:, None, None], month - start)   # (n, Lv, T)
+            top = np.where(on[:, :, None], part, 0).max(axis=(0, 1))
+            amax[np.arange(T) * M + month] = np.maximum(amax[np.arange(T) * M + month], top)
+    amax[R - 1] = float(np.where(allowed, w.awarded, 0).max(initial=0))
+    for q in range(Q):
+        amax[R + q] = float(np.abs(np.where(allowed, problem.cover[q], 0)).max(initial=0))
+    rscale = np.where(amax > 0, amax, 1.0)
+
+    groups = _company_groups(problem, forced)
+    comp_cap = company_residual_caps(problem, forced)
+    in_block = np.zeros(n, bool)
+    blocks: list[np.ndarray] = []
+    relaxed = 0
+    for g in groups:
+        if (L + 1) ** len(g) <= MAX_BLOCK_COMBINATIONS:
+            blocks.append(g)
+            in_block[g] = True
+        else:
+            relaxed += 1
+    single = ~in_block & allowed.any(axis=1)
+    col_block, col_val_int, col_A_int = [], [], []
+    mem_col, mem_item, mem_opt = [], [], []
+    n_blocks = n_cols = 0
+    by_size: dict[int, list[np.ndarray]] = {}
+    for g in blocks:
+        by_size.setdefault(len(g), []).append(g)
+    cw_all = problem.company_weight.astype(np.int64)
+    for k in sorted(by_size):
+        itm = np.stack(by_size[k])
+        C = len(itm)
+        block_ids = n_blocks + np.arange(C)
+        n_blocks += C
+        combos = np.array(list(itertools.product(range(-1, L), repeat=k)), np.int64)[1:]
+        cols_b, cols_v, cols_A, cols_members = [], [], [], []
+        for pc in combos:
+            ok = np.ones(C, bool)
+            v = np.zeros(C, np.int64)
+            c = np.zeros(C, np.int64)
+            for j in range(k):
+                if pc[j] >= 0:
+                    it = itm[:, j]
+                    ok &= allowed[it, pc[j]]
+                    v += value[it, pc[j]]
+                    c += cw_all[it, pc[j]]
+            ok &= c <= comp_cap[problem.company[itm[:, 0]]]
+            sel = np.flatnonzero(ok)
+            if len(sel) == 0:
+                continue
+            a = np.zeros((len(sel), D), np.int64)
+            for j in range(k):
+                if pc[j] >= 0:
+                    a += A[itm[sel, j], np.full(len(sel), pc[j])]
+            cols_b.append(block_ids[sel])
+            cols_v.append(v[sel])
+            cols_A.append(a)
+            cols_members.append((sel, pc))
+        if not cols_b:
+            continue
+        blk = np.concatenate(cols_b)
+        order = np.argsort(blk, kind="stable")
+        col_ids = np.empty(len(blk), np.int64)
+        col_ids[order] = n_cols + np.arange(len(blk))
+        start = 0
+        for (sel, pc), bb in zip(cols_members, cols_b):
+            ids = col_ids[start:start + len(sel)]
+            start += len(sel)
+            for j in range(k):
+                if pc[j] >= 0:
+                    mem_col.append(ids)
+                    mem_item.append(itm[sel, j])
+                    mem_opt.append(np.full(len(sel), pc[j], np.int64))
+        col_block.append(blk[order])
+        col_val_int.append(np.concatenate(cols_v)[order])
+        col_A_int.append(np.concatenate(cols_A)[order])
+        n_cols += len(blk)
+    cat = lambda parts, dt, shape: np.concatenate(parts).astype(dt) if parts else np.zeros(shape, dt)  # noqa: E731
+    col_block_a = cat(col_block, np.int64, (0,))
+    present, block_start = np.unique(col_block_a, return_index=True)
+    col_block_a = np.searchsorted(present, col_block_a)
+    mc = cat(mem_col, np.int64, (0,))
+    mo = np.argsort(mc, kind="stable")
+    return Structure(
+        n=n, L=L, D=D, A=A, b=b, row_labels=labels, vscale=vscale, rscale=rscale,
+        col_block=col_block_a, block_start=block_start.astype(np.int64),
+        col_v=cat(col_val_int, np.float64, (0,)) / vscale,
+        col_A=np.ascontiguousarray(cat(col_A_int, np.float64, (0, D)) / rscale), mem_col=mc[mo],
+        mem_item=cat(mem_item, np.int64, (0,))[mo], mem_opt=cat(mem_opt, np.int64, (0,))[mo],
+        item_v=np.where(allowed, value.astype(np.float64) / vscale, -np.inf), item_A=None,
+        relaxed_companies=relaxed, forced=forced, b_dual=b_dual, v_forced=v_forced,
+        pricing=MonthPricing(problem), single=single)
+
+
 # ---------------------------------------------------------------------------
 # the dual function and its minimisation
 # ---------------------------------------------------------------------------
@@ -294,7 +495,9 @@ def build_structure(problem: AllocationProblem, forced: np.ndarray | None = None
 
 def evaluate(S: Structure, lam: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """f(lam) (normalised units, without the forced items' constant value), a subgradient, and
-    the chosen column per positive block."""
+    the chosen column per positive block (month rounds: a MonthChoice)."""
+    if S.monthly:
+        return _evaluate_months(S, lam)
     b = S.b_dual / S.rscale
     if len(S.col_v) == 0:
         return float(lam @ b), b.copy(), np.zeros(0, np.int64)
@@ -310,10 +513,54 @@ def evaluate(S: Structure, lam: np.ndarray) -> tuple[float, np.ndarray, np.ndarr
     return f, g, chosen
 
 
+@dataclass
+class MonthChoice:
+    """The Lagrangian choice of a month round: company-block columns and single items' options."""
+    cols: np.ndarray
+    items: np.ndarray
+    opts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.cols) + len(self.items)
+
+
+def _evaluate_months(S: Structure, lam: np.ndarray) -> tuple[float, np.ndarray, MonthChoice]:
+    b = S.b_dual / S.rscale
+    f = float(lam @ b)
+    red = item_reduced(S, lam)
+    si = np.flatnonzero(S.single)
+    rs = red[si]
+    best = rs.argmax(axis=1) if len(si) else np.zeros(0, np.int64)
+    bmax = rs[np.arange(len(si)), best]
+    f += float(np.maximum(bmax, 0.0).sum())
+    pos = bmax > 0
+    items, opts = si[pos], best[pos]
+    used = S.A[items, opts].sum(axis=0) / S.rscale if len(items) else np.zeros(S.D)
+    cols = np.zeros(0, np.int64)
+    if len(S.col_v):
+        redc = S.col_v - S.col_A @ lam
+        cmax = np.maximum.reduceat(redc, S.block_start)
+        f += float(np.maximum(cmax, 0.0).sum())
+        at = cmax[S.col_block]
+        idx = np.flatnonzero((redc >= at) & (at > 0))
+        first = np.ones(len(idx), bool)
+        first[1:] = S.col_block[idx[1:]] != S.col_block[idx[:-1]]
+        cols = idx[first]
+        used = used + S.col_A[cols].sum(axis=0)
+    return f, b - used, MonthChoice(cols=cols, items=items, opts=opts)
+
+
 def _float_margin(S: Structure, lam: np.ndarray, f: float) -> float:
     """Upper bound on float rounding error in f(lam) (normalised units), generously."""
-    scale = abs(f) + float(np.abs(S.col_v).max(initial=0)) * len(S.block_start) \
+    vmax = float(np.abs(S.col_v).max(initial=0))
+    blocks = len(S.block_start)
+    if S.monthly:   # single items priced per item: their values and count too
+        vmax = max(vmax, 1.0)           # item values are normalised to at most 1
+        blocks += int(S.single.sum())
+    scale = abs(f) + vmax * blocks \
         + float(lam @ (np.abs(S.b_dual) / S.rscale)) + abs(S.v_forced) / S.vscale
+    if S.monthly:   # the factored prices: every row's coefficients up to their scale
+        scale += float(np.abs(lam).sum()) * blocks * (S.pricing.M + 1)
     return BOUND_FLOAT_MARGIN * scale
 
 
@@ -444,6 +691,9 @@ def warm_start(problem: AllocationProblem, S: Structure) -> tuple[np.ndarray, fl
 def decode(S: Structure, chosen: np.ndarray) -> np.ndarray:
     """The choice vector of the chosen columns, forced items at their option."""
     choice = S.forced.copy()
+    if isinstance(chosen, MonthChoice):
+        choice[chosen.items] = chosen.opts
+        chosen = chosen.cols
     if len(chosen):
         on = np.zeros(len(S.col_v), bool)
         on[chosen] = True
@@ -456,6 +706,8 @@ def item_reduced(S: Structure, lam: np.ndarray) -> np.ndarray:
     """(n, L) reduced value of every option at prices lam (normalised; -inf if not allowed)."""
     if S.n == 0:
         return np.zeros((0, S.L))
+    if S.monthly:
+        return S.item_v - S.pricing.price(lam / S.rscale)
     red = S.item_v - (S.item_A.reshape(-1, S.D) @ lam).reshape(S.n, S.L)
     return red
 
@@ -495,6 +747,45 @@ class _State:
         self.choice[items] = opts
 
 
+TIE_TOLERANCE = 1e-9    # normalised reduced values closer than this are a tie between starts
+
+
+def spread_ties(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np.ndarray) -> np.ndarray:
+    """GPU capacity by month: at the final prices most funded items tie between start months
+    (options of the same value whose months all have price 0, up to float noise), and the
+    Lagrangian choice takes the first of them for all, piling them into the same months. Place
+    the tied items again one by one, highest reduced value first, each at the tied start whose
+    fullest GPU row (after placing it) is the least full. (10k round, 6 months: 9.6e-4 below the
+    bound after repair and top-up with the first start, 1.9e-4 with this.)"""
+    funded = np.flatnonzero((choice >= 0) & ~S.is_forced)
+    if len(funded) == 0:
+        return choice
+    cur = choice[funded]
+    best = red[funded, cur]
+    tied = (problem.allowed[funded] & (problem.value[funded] == problem.value[funded, cur][:, None])
+            & (red[funded] >= best[:, None] - TIE_TOLERANCE))
+    multi = tied.sum(axis=1) > 1
+    items, tied, best = funded[multi], tied[multi], best[multi]
+    if len(items) == 0:
+        return choice
+    out = choice.copy()
+    out[items] = -1
+    R = len(problem.capacity) - 1                       # the GPU rows (the budget does not differ)
+    used = _State(problem, S, out).used[:R].astype(np.float64)
+    cap = np.maximum(S.b[:R].astype(np.float64), 1.0)
+    pi, po = np.nonzero(tied)
+    use = S.A[items[pi], po][:, :R].astype(np.float64)
+    starts = np.searchsorted(pi, np.arange(len(items)))
+    ends = np.searchsorted(pi, np.arange(len(items)), side="right")
+    for j in np.lexsort((items, -best)).tolist():
+        u = use[starts[j]:ends[j]]
+        fullest = np.where(u > 0, (used + u) / cap, 0.0).max(axis=1)
+        k = int(np.argmin(fullest))
+        out[items[j]] = po[starts[j] + k]
+        used += u[k]
+    return out
+
+
 def move_before_drop(problem: AllocationProblem, S: Structure, choice: np.ndarray,
                      red: np.ndarray, rounds: int = 16) -> np.ndarray:
     """GPU capacity by month (problem.equal_value_moves): at the final prices many items tie
@@ -516,8 +807,10 @@ def move_before_drop(problem: AllocationProblem, S: Structure, choice: np.ndarra
         rows = np.arange(len(items))
         same = problem.allowed[items] & (problem.value[items] == problem.value[items, cur][:, None])
         same[rows, cur] = False
-        alt, now = S.A[items][:, :, over], S.A[items, cur][:, None, over]
-        same &= (alt <= now).all(axis=2) & (alt < now).any(axis=2)    # less on the full rows
+        # less on the full rows (no more of any): usage computed for the same-value options only
+        pi, po = np.nonzero(same)
+        alt, now = S.A[items[pi], po][:, over], S.A[items, cur][:, over][pi]
+        same[pi, po] = (alt <= now).all(axis=1) & (alt < now).any(axis=1)
         score = np.where(same, red[items], -np.inf)
         best = score.argmax(axis=1)
         has = np.isfinite(score[rows, best])
@@ -603,9 +896,11 @@ def top_up(problem: AllocationProblem, S: Structure, choice: np.ndarray, priorit
         curc = np.maximum(cur, 0)
         funded = cur >= 0
         cur_val = np.where(funded, value[items, curc], 0)
-        cur_use = np.where(funded[:, None], S.A[items, curc, :n_rows], 0)           # (n, R)
         cur_cw = np.where(funded, problem.company_weight[items, curc], 0)
         cand = allowed & np.isfinite(priority) & (value > cur_val[:, None])
+        if S.monthly:
+            return _month_prefilter(problem, S, st, cand, cur_cw)
+        cur_use = np.where(funded[:, None], S.A[items, curc, :n_rows], 0)           # (n, R)
         cand &= ((S.A[:, :, :n_rows] - cur_use[:, None, :]) <= st.resid()[:n_rows]).all(axis=2)
         cand &= (problem.company_weight - cur_cw[:, None]) <= st.comp_resid()[problem.company][:, None]
         return np.nonzero(cand)
@@ -685,6 +980,28 @@ def top_up(problem: AllocationProblem, S: Structure, choice: np.ndarray, priorit
     return st.choice
 
 
+def _month_prefilter(problem: AllocationProblem, S: Structure, st: _State, cand: np.ndarray,
+                     cur_cw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """top_up's whole-array filter for a month round without an (n, L, D) array: unfunded items'
+    options against the GPU residuals per month from the factors (MonthlyWeight.fits), funded
+    items' upgrades by their exact change of usage."""
+    w: MonthlyWeight = problem.weight
+    R = len(problem.capacity)
+    resid = st.resid()
+    cand &= (problem.company_weight - cur_cw[:, None]) <= st.comp_resid()[problem.company][:, None]
+    funded = st.choice >= 0
+    cur_aw = np.where(funded, w.awarded[np.arange(S.n), np.maximum(st.choice, 0)], 0)
+    cand &= (w.awarded - cur_aw[:, None]) <= resid[R - 1]
+    new = cand & ~funded[:, None]
+    new &= w.fits(resid[:R - 1])
+    fi, fo = np.nonzero(cand & funded[:, None])
+    if len(fi):
+        delta = S.A[fi, fo, slice(0, R)] - S.A[fi, st.choice[fi], slice(0, R)]
+        ok = (delta <= resid[:R]).all(axis=1)
+        new[fi[ok], fo[ok]] = True
+    return np.nonzero(new)
+
+
 def _sequential_top_up(problem, S, st: _State, ci: np.ndarray, co: np.ndarray) -> int:
     """Offer the candidates one by one in order (exact Python ints); returns how many were taken."""
     resid = [int(x) for x in st.resid()]
@@ -695,14 +1012,25 @@ def _sequential_top_up(problem, S, st: _State, ci: np.ndarray, co: np.ndarray) -
     company = problem.company
     value = problem.value
     cw = problem.company_weight
-    rows = S.A[ci].tolist()             # (m, L, D) usage of every option of each candidate's item
+    if S.monthly:   # the offered options' rows, and each item's current one (kept up to date)
+        offered = S.A[ci, co].tolist()
+        now = {}
+        funded = np.unique(ci[choice[ci] >= 0])
+        if len(funded):
+            now = dict(zip(funded.tolist(), S.A[funded, choice[funded]].tolist()))
+    else:
+        rows = S.A[ci].tolist()             # (m, L, D) usage of every option of each candidate's item
     taken = 0
     for k, (i, o) in enumerate(zip(ci.tolist(), co.tolist())):
         cur = int(choice[i])
         if cur >= 0 and value[i, o] <= value[i, cur]:
             continue
-        new = rows[k][o]
-        old = rows[k][cur] if cur >= 0 else [0] * D
+        if S.monthly:
+            new = offered[k]
+            old = now[i] if cur >= 0 else [0] * D
+        else:
+            new = rows[k][o]
+            old = rows[k][cur] if cur >= 0 else [0] * D
         c = int(company[i])
         cr = comp_resid.get(c)
         if cr is None:
@@ -716,6 +1044,8 @@ def _sequential_top_up(problem, S, st: _State, ci: np.ndarray, co: np.ndarray) -
             resid[d] -= new[d] - old[d]
         comp_resid[c] = cr - dc
         choice[i] = o
+        if S.monthly:
+            now[i] = new
         taken += 1
     if taken:
         fresh = _State(problem, S, choice)
@@ -947,7 +1277,8 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
     t = time.perf_counter()
     red = item_reduced(S, dual.lam)
     choice = decode(S, dual.chosen)
-    if problem.equal_value_moves:   # by month: move items to another start before dropping any
+    if problem.equal_value_moves:   # by month: spread tied starts, move before dropping any
+        choice = spread_ties(problem, S, choice, red)
         choice = move_before_drop(problem, S, choice, red)
     choice = repair(problem, S, choice, red)
     timings["round_repair"] = round(time.perf_counter() - t, 3)
