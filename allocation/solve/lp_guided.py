@@ -108,41 +108,99 @@ class MonthPricing:
     """Reduced values of a month round computed from the factors of its rows: per item its hours
     per level and type, its duration; the GPU price of a start s is then, per type,
     floor(h/d) * (sum of the prices of months s..s+d-2) + the remainder * the price of month
-    s+d-1, from small per-duration tables (no (n, L, D) array)."""
+    s+d-1, from small per-duration tables (no (n, L, D) array). Budget and quota rows do not
+    depend on the start: priced per level."""
 
     def __init__(self, problem: AllocationProblem):
         w: MonthlyWeight = problem.weight
-        self.M = w.months
-        self.T = w.hours.shape[2]
-        self.Lv = w.hours.shape[1]
-        d = w.duration[:, None, None]
-        self.base = (w.hours // d).astype(np.float64)                    # (n, Lv, T)
-        self.last = (w.hours - (d - 1) * (w.hours // d)).astype(np.float64)
-        self.groups = [(int(k), np.flatnonzero(w.duration == k)) for k in np.unique(w.duration).tolist()]
-        self.awarded = w.awarded.astype(np.float64)                      # (n, O)
-        self.cover = problem.cover.astype(np.float64)                    # (Q, n, O)
+        self.M = M = w.months
+        self.T = T = w.hours.shape[2]
+        self.Lv = Lv = w.hours.shape[1]
+        n = w.hours.shape[0]
+        self.order = np.argsort(w.duration, kind="stable")
+        dur = w.duration[self.order]
+        d = dur[:, None, None]
+        h = w.hours[self.order]
+        base = h // d
+        # items sorted by duration, rows (item, level), columns [floor share per type, remainder]
+        self.F = np.ascontiguousarray(np.concatenate([base, h - (d - 1) * base], axis=2)
+                                      .astype(np.float64).reshape(n * Lv, 2 * T))
+        self.FT = np.ascontiguousarray(self.F.T)                        # (2T, n*Lv)
+        keys, starts = np.unique(dur, return_index=True)
+        ends = np.append(starts[1:], n)
+        self.groups = [(int(k), int(a) * Lv, int(b) * Lv) for k, a, b in zip(keys, starts, ends)]
+        awarded = w.awarded.reshape(n, Lv, M)
+        cover = problem.cover.reshape(len(problem.cover), n, Lv, M)
+        if not ((awarded == awarded[:, :, :1]).all() and (cover == cover[..., :1]).all()):
+            raise ValueError("month round: budget and quota rows must not depend on the start")
+        # everything below in the duration order of the items (self.order)
+        self.awarded = awarded[self.order, :, 0].astype(np.float64)     # (n, Lv)
+        self.cover = cover[..., 0][:, self.order].astype(np.float64)    # (Q, n, Lv)
+        self.dur = dur
+        self.item_v_t = None    # (M, n*Lv) normalised values, as price_t (set by _month_structure)
+        self.single = None      # (n,) bool in this order
 
-    def price(self, mu: np.ndarray) -> np.ndarray:
-        """(n, O) sum over rows of A * mu (mu = normalised prices / row scale)."""
+    def price_t(self, mu: np.ndarray) -> np.ndarray:
+        """(M, n*Lv) sum over rows of A * mu (mu = normalised prices / row scale): start-major,
+        items in the duration order (self.order), level-minor."""
         M, T, Lv = self.M, self.T, self.Lv
-        n = self.base.shape[0]
+        n = len(self.order)
         gpu = mu[:T * M].reshape(T, M)
-        out = np.empty((n, Lv, M))
-        for d, idx in self.groups:
-            span = np.zeros((T, M))
-            end = np.zeros((T, M))
+        cum = np.concatenate([np.zeros((T, 1)), np.cumsum(gpu, axis=1)], axis=1)   # (T, M+1)
+        out = np.empty((M, n * Lv))
+        for d, a, b in self.groups:
+            G = np.zeros((2 * T, M))
             for s in range(M):
-                e = min(s + d - 1, M - 1)
-                if s + d - 1 <= M - 1:
-                    end[:, s] = gpu[:, e]
-                span[:, s] = gpu[:, s:min(s + d - 1, M)].sum(axis=1)
-            k = len(idx)
-            out[idx] = (self.base[idx].reshape(k * Lv, T) @ span
-                        + self.last[idx].reshape(k * Lv, T) @ end).reshape(k, Lv, M)
-        total = out.reshape(n, Lv * M) + self.awarded * mu[T * M]
+                e = min(s + d - 1, M)
+                G[:T, s] = cum[:, e] - cum[:, s]            # months s .. s+d-2
+                if s + d - 1 < M:
+                    G[T:, s] = gpu[:, s + d - 1]
+            out[:, a:b] = G.T @ self.FT[:, a:b]
+        level = self.awarded * mu[T * M]
         for q in range(len(self.cover)):
-            total -= self.cover[q] * mu[T * M + 1 + q]
-        return total
+            level -= self.cover[q] * mu[T * M + 1 + q]
+        out += level.reshape(1, -1)
+        return out
+
+    def reduced_t(self, mu: np.ndarray) -> np.ndarray:
+        """(M, n*Lv) reduced values (see price_t)."""
+        red = self.price_t(mu)
+        np.subtract(self.item_v_t, red, out=red)
+        return red
+
+    def reduced(self, mu: np.ndarray) -> np.ndarray:
+        """(n, O) reduced values in the duration order, option o = level * M + start."""
+        M, Lv = self.M, self.Lv
+        n = len(self.order)
+        return self.reduced_t(mu).reshape(M, n, Lv).transpose(1, 2, 0).reshape(n, Lv * M)
+
+    def best(self, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per item (duration order) its best reduced value and option (first of equals in
+        option order, as a column list would give)."""
+        M, Lv = self.M, self.Lv
+        n = len(self.order)
+        red = self.reduced_t(mu)
+        s_best = red.argmax(axis=0)                                   # (n*Lv,) first start
+        v_best = red[s_best, np.arange(n * Lv)].reshape(n, Lv)
+        l_best = v_best.argmax(axis=1)
+        rows = np.arange(n)
+        return v_best[rows, l_best], l_best * M + s_best.reshape(n, Lv)[rows, l_best]
+
+    def gpu_usage(self, pos: np.ndarray, opts: np.ndarray) -> np.ndarray:
+        """(T*M,) float GPU rows used by options opts of the items at positions pos (duration
+        order); exact while the sums stay below 2**53 (only the dual's subgradient uses it)."""
+        M, T, Lv = self.M, self.T, self.Lv
+        f = self.F[pos * Lv + opts // M]                     # (k, 2T)
+        key = (opts % M) * (M + 1) + self.dur[pos]
+        use = np.zeros((T, M))
+        for t in range(T):
+            share = np.bincount(key, weights=f[:, t], minlength=M * (M + 1)).reshape(M, M + 1)
+            rest = np.bincount(key, weights=f[:, T + t], minlength=M * (M + 1)).reshape(M, M + 1)
+            for s in range(M):
+                for d in range(1, M + 1 - s):
+                    use[t, s:s + d - 1] += share[s, d]
+                    use[t, s + d - 1] += rest[s, d]
+        return use.reshape(-1)
 
 
 @dataclass
@@ -477,15 +535,21 @@ def _month_structure(problem: AllocationProblem, forced: np.ndarray | None) -> S
     col_block_a = np.searchsorted(present, col_block_a)
     mc = cat(mem_col, np.int64, (0,))
     mo = np.argsort(mc, kind="stable")
+    pricing = MonthPricing(problem)
+    v = np.where(allowed, value.astype(np.float64) / vscale, -np.inf)[pricing.order]
+    pricing.item_v_t = np.ascontiguousarray(v.reshape(n, pricing.Lv, pricing.M).transpose(2, 0, 1)
+                                            .reshape(pricing.M, -1))
+    del v
+    pricing.single = single[pricing.order]
     return Structure(
         n=n, L=L, D=D, A=A, b=b, row_labels=labels, vscale=vscale, rscale=rscale,
         col_block=col_block_a, block_start=block_start.astype(np.int64),
         col_v=cat(col_val_int, np.float64, (0,)) / vscale,
         col_A=np.ascontiguousarray(cat(col_A_int, np.float64, (0, D)) / rscale), mem_col=mc[mo],
         mem_item=cat(mem_item, np.int64, (0,))[mo], mem_opt=cat(mem_opt, np.int64, (0,))[mo],
-        item_v=np.where(allowed, value.astype(np.float64) / vscale, -np.inf), item_A=None,
+        item_v=None, item_A=None,
         relaxed_companies=relaxed, forced=forced, b_dual=b_dual, v_forced=v_forced,
-        pricing=MonthPricing(problem), single=single)
+        pricing=pricing, single=single)
 
 
 # ---------------------------------------------------------------------------
@@ -525,17 +589,24 @@ class MonthChoice:
 
 
 def _evaluate_months(S: Structure, lam: np.ndarray) -> tuple[float, np.ndarray, MonthChoice]:
+    P = S.pricing
     b = S.b_dual / S.rscale
     f = float(lam @ b)
-    red = item_reduced(S, lam)
-    si = np.flatnonzero(S.single)
-    rs = red[si]
-    best = rs.argmax(axis=1) if len(si) else np.zeros(0, np.int64)
-    bmax = rs[np.arange(len(si)), best]
+    mu = lam / S.rscale
+    bmax, best = P.best(mu)                               # duration order
+    bmax = np.where(P.single, bmax, -np.inf)
     f += float(np.maximum(bmax, 0.0).sum())
-    pos = bmax > 0
-    items, opts = si[pos], best[pos]
-    used = S.A[items, opts].sum(axis=0) / S.rscale if len(items) else np.zeros(S.D)
+    pos = np.flatnonzero(bmax > 0)
+    opts = best[pos]
+    M, T = P.M, P.T
+    used = np.zeros(S.D)
+    if len(pos):
+        used[:T * M] = P.gpu_usage(pos, opts)
+        lv = opts // M
+        used[T * M] = P.awarded[pos, lv].sum()
+        for q in range(len(P.cover)):
+            used[T * M + 1 + q] = -P.cover[q][pos, lv].sum()
+        used /= S.rscale
     cols = np.zeros(0, np.int64)
     if len(S.col_v):
         redc = S.col_v - S.col_A @ lam
@@ -547,7 +618,9 @@ def _evaluate_months(S: Structure, lam: np.ndarray) -> tuple[float, np.ndarray, 
         first[1:] = S.col_block[idx[1:]] != S.col_block[idx[:-1]]
         cols = idx[first]
         used = used + S.col_A[cols].sum(axis=0)
-    return f, b - used, MonthChoice(cols=cols, items=items, opts=opts)
+    items = P.order[pos]
+    o = np.argsort(items, kind="stable")
+    return f, b - used, MonthChoice(cols=cols, items=items[o], opts=opts[o])
 
 
 def _float_margin(S: Structure, lam: np.ndarray, f: float) -> float:
@@ -707,7 +780,9 @@ def item_reduced(S: Structure, lam: np.ndarray) -> np.ndarray:
     if S.n == 0:
         return np.zeros((0, S.L))
     if S.monthly:
-        return S.item_v - S.pricing.price(lam / S.rscale)
+        red = np.empty((S.n, S.L))
+        red[S.pricing.order] = S.pricing.reduced(lam / S.rscale)
+        return red
     red = S.item_v - (S.item_A.reshape(-1, S.D) @ lam).reshape(S.n, S.L)
     return red
 
