@@ -77,6 +77,8 @@ class MonthlyWeight:
         M = self.months
         res = np.asarray(resid, np.int64).reshape(T, M)
         out = np.zeros((n, L, M), bool)
+        if (res < 0).any():     # usage is >= 0: nothing fits a row that is already over
+            return out.reshape(n, L * M)
         big = np.iinfo(np.int64).max
         for d in np.unique(self.duration).tolist():
             idx = np.flatnonzero(self.duration == d)
@@ -84,13 +86,14 @@ class MonthlyWeight:
             base = h // d
             last = h - (d - 1) * base
             # per start s: the smallest residual over months s..s+d-2, and the last month's
+            # (months past the last one do not exist: a start that runs over uses none of them)
             low = np.full((T, M), big, np.int64)
-            end = np.full((T, M), -1, np.int64)
+            end = np.full((T, M), big, np.int64)
             for s in range(M):
                 if s + d - 1 < M:
                     end[:, s] = res[:, s + d - 1]
-                    if d > 1:
-                        low[:, s] = res[:, s:s + d - 1].min(axis=1)
+                if d > 1:
+                    low[:, s] = res[:, s:min(s + d - 1, M)].min(axis=1)
             ok = ((base[:, :, :, None] <= low[None, None]) & (last[:, :, :, None] <= end[None, None])).all(axis=2)
             out[idx] = ok
         return out.reshape(n, L * M)

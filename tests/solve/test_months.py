@@ -70,3 +70,67 @@ def test_tiny_month_rounds_lp_guided_reaches_the_brute_force_optimum(data):
     solution = lp_guided.solve_lp_guided(model.problem, time_limit_s=5, workers=1, seed=0)
     assert not model.problem.violations(solution.choice)
     assert solution.objective == best and solution.bound >= best
+
+
+def _two_type_model(data):
+    """A random small month round with two GPU types (not every application uses both)."""
+    from tests.model.test_months import _config, _frames
+    n = data.draw(st.integers(1, 6))
+    months = ("2026-11", "2026-12", "2027-01", "2027-02")[:data.draw(st.integers(1, 4))]
+    M = len(months)
+    apps = []
+    for i in range(n):
+        d = data.draw(st.integers(1, M))
+        start = data.draw(st.integers(0, M - d))
+        hours = {g: data.draw(st.integers(1, 60)) for g in ("H100", "A100") if data.draw(st.booleans()) or g == "H100"}
+        apps.append({"duration": d, "earliest": months[start], "latest": None, "hours": hours,
+                     "score": data.draw(st.integers(6000, 9999)), "company": i % 3})
+    capacity = {(g, m): data.draw(st.integers(0, 80)) for g in ("H100", "A100") for m in months}
+    return build_model(*_frames(apps, capacity, {"H100": 1000, "A100": 700}),
+                       _config(data.draw(st.integers(10**4, 10**6)), 10**6))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_factored_month_dual_equals_the_dense_one(data):
+    """The month structure prices every option from its factors (MonthPricing): f(lam), the
+    reduced values and the Lagrangian choice equal those of the dense structure (the same problem
+    with the weight array materialised) at any prices."""
+    import dataclasses
+    model = _two_type_model(data)
+    p = model.problem
+    dense = dataclasses.replace(p, weight=np.asarray(p.weight))
+    Sm, Sd = lp_guided.build_structure(p), lp_guided.build_structure(dense)
+    assert Sm.monthly and not Sd.monthly
+    assert np.array_equal(Sm.rscale, Sd.rscale)
+    rng = np.random.default_rng(data.draw(st.integers(0, 10**6)))
+    for lam in (np.zeros(Sm.D), rng.random(Sm.D), rng.random(Sm.D) * (rng.random(Sm.D) < 0.5)):
+        fm, gm, cm = lp_guided.evaluate(Sm, lam)
+        fd, gd, cd = lp_guided.evaluate(Sd, lam)
+        assert abs(fm - fd) <= 1e-9 * max(1.0, abs(fd))
+        assert np.allclose(gm, gd, rtol=1e-9, atol=1e-9)
+        rm, rd = lp_guided.item_reduced(Sm, lam), lp_guided.item_reduced(Sd, lam)
+        assert np.array_equal(np.isfinite(rm), np.isfinite(rd))
+        assert np.allclose(rm[np.isfinite(rm)], rd[np.isfinite(rd)], rtol=1e-9, atol=1e-9)
+        # the same choice unless two options tie within float noise
+        same = np.array_equal(lp_guided.decode(Sm, cm), lp_guided.decode(Sd, cd))
+        assert same or np.isclose(fm, fd)
+    choice = lp_guided.decode(Sd, cd)
+    for st_ in (lp_guided._State(p, Sm, choice), lp_guided._State(dense, Sd, choice)):
+        assert np.array_equal(st_.used, lp_guided._State(dense, Sd, choice).used)
+
+
+def test_tied_items_are_spread_over_their_starts_not_piled():
+    # three 1-month projects of 10 h, 10 h free in each of three months: at prices 0 every start
+    # ties; the first start for all would put 30 h into 2026-11
+    model = _model([10, 10, 10], [10, 10, 10], [8000, 7000, 6000], [1, 1, 1])
+    p = model.problem
+    S = lp_guided.build_structure(p)
+    red = lp_guided.item_reduced(S, np.zeros(S.D))
+    full_first = 1 * 3 + 0
+    piled = np.array([full_first] * 3)
+    assert p.violations(piled)
+    spread = lp_guided.spread_ties(p, S, piled, red)
+    assert not p.violations(spread)
+    assert sorted(model.option_start[spread].tolist()) == [0, 1, 2]
+    assert p.objective(spread) == p.objective(piled)
