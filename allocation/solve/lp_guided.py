@@ -890,12 +890,18 @@ def move_before_drop(problem: AllocationProblem, S: Structure, choice: np.ndarra
         best = score.argmax(axis=1)
         has = np.isfinite(score[rows, best])
         moved = 0
-        for k in np.lexsort((items[has], -score[has, best[has]])).tolist():
-            k = int(np.flatnonzero(has)[k])
+        with_move = np.flatnonzero(has)
+        alt_use = S.A[items[with_move], best[with_move]] - S.A[items[with_move], cur[with_move]]
+        for j in np.lexsort((items[has], -score[has, best[has]])).tolist():
+            k = int(with_move[j])
             i, o = items[k], best[k]
-            after = st.resid() - (S.A[i, o] - S.A[i, cur[k]])
+            after = st.resid() - alt_use[j]
             if (after[~over] >= 0).all():
-                st.set(np.array([i]), np.array([o]))
+                # the same value: the same award, so the same company sum; only the rows move
+                c = problem.company[i]
+                st.comp_used[c] += problem.company_weight[i, o] - problem.company_weight[i, st.choice[i]]
+                st.used += alt_use[j]
+                st.choice[i] = o
                 moved += 1
                 over = st.resid() < 0
                 if not over.any():

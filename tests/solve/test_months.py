@@ -3,6 +3,8 @@ moved between before anyone is dropped, and tiny month rounds reach the brute-fo
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import polars as pl
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +14,7 @@ from allocation.config import parse_config
 from allocation.model.build import build_model
 from allocation.solve import lp_guided
 from allocation.solve.brute_force import brute_force
+from tests.model.test_months import _config, _frames
 
 MONTHS = ("2026-11", "2026-12", "2027-01")
 
@@ -74,7 +77,6 @@ def test_tiny_month_rounds_lp_guided_reaches_the_brute_force_optimum(data):
 
 def _two_type_model(data):
     """A random small month round with two GPU types (not every application uses both)."""
-    from tests.model.test_months import _config, _frames
     n = data.draw(st.integers(1, 6))
     months = ("2026-11", "2026-12", "2027-01", "2027-02")[:data.draw(st.integers(1, 4))]
     M = len(months)
@@ -96,7 +98,6 @@ def test_factored_month_dual_equals_the_dense_one(data):
     """The month structure prices every option from its factors (MonthPricing): f(lam), the
     reduced values and the Lagrangian choice equal those of the dense structure (the same problem
     with the weight array materialised) at any prices."""
-    import dataclasses
     model = _two_type_model(data)
     p = model.problem
     dense = dataclasses.replace(p, weight=np.asarray(p.weight))
