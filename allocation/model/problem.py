@@ -71,8 +71,41 @@ class MonthlyWeight:
         k = np.arange(M)[None, None, :, None] - np.arange(M)[None, None, None, :]
         return hours_in_month(h[:, :, None, None], d, k).astype(np.int64)
 
-    def fits(self, resid: np.ndarray) -> np.ndarray:
-        """(n, L*M) bool: the option's hours fit a residual of the GPU rows (T*M,) on their own."""
+    def total(self, items: np.ndarray, options: np.ndarray) -> np.ndarray:
+        """(T*M + 1,) int64: the rows used by options[j] of items[j] together (= usage().sum(0)),
+        summed per (start, duration) instead of per item."""
+        items = np.asarray(items, np.int64).ravel()
+        options = np.asarray(options, np.int64).ravel()
+        n, L, T = self.hours.shape
+        M = self.months
+        out = np.zeros(T * M + 1, np.int64)
+        if len(items) == 0:
+            return out
+        out[-1] = int(self.awarded[items, options].sum())
+        d = self.duration[items]
+        h = self.hours[items, options // M]                     # (k, T)
+        base = h // d[:, None]
+        last = h - (d - 1)[:, None] * base
+        key = (options % M) * (M + 1) + d
+        order = np.argsort(key, kind="stable")
+        keys, first = np.unique(key[order], return_index=True)
+        sums_b = np.add.reduceat(base[order], first, axis=0)    # (K, T) exact int64
+        sums_l = np.add.reduceat(last[order], first, axis=0)
+        use = out[:-1].reshape(T, M)
+        for kk, sb, sl in zip(keys.tolist(), sums_b, sums_l):
+            s, dd = divmod(kk, M + 1)
+            for m in range(s, min(s + dd - 1, M)):
+                use[:, m] += sb
+            if s + dd - 1 < M:
+                use[:, s + dd - 1] += sl
+        return out
+
+    def fits(self, resid: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """(n, L*M) bool (or (len(items), L*M) for the given items): the option's hours fit a
+        residual of the GPU rows (T*M,) on their own."""
+        if items is not None:
+            sub = MonthlyWeight(self.hours[items], self.duration[items], self.months, self.awarded[items])
+            return sub.fits(resid)
         n, L, T = self.hours.shape
         M = self.months
         res = np.asarray(resid, np.int64).reshape(T, M)

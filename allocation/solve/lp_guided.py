@@ -95,6 +95,13 @@ class MonthRows:
             use = np.concatenate([use, -self.cover[:, ii.ravel(), oo.ravel()].T], axis=1)
         return use.reshape(*ii.shape, self.shape[2])
 
+    def total(self, items: np.ndarray, options: np.ndarray) -> np.ndarray:
+        """(D,) int64: the rows used by options[j] of items[j] together."""
+        gpu = self.weight.total(items, options)
+        if len(self.cover) == 0:
+            return gpu
+        return np.concatenate([gpu, -self.cover[:, items, options].sum(axis=1)])
+
     def __getitem__(self, key):
         if isinstance(key, tuple):
             if len(key) == 3:
@@ -794,7 +801,10 @@ class _State:
         self.p, self.S = problem, S
         self.choice = choice.copy()
         funded = np.flatnonzero(choice >= 0)
-        self.used = S.A[funded, choice[funded]].sum(axis=0) if len(funded) else np.zeros(S.D, np.int64)
+        if S.monthly:
+            self.used = S.A.total(funded, choice[funded])
+        else:
+            self.used = S.A[funded, choice[funded]].sum(axis=0) if len(funded) else np.zeros(S.D, np.int64)
         n_comp = int(problem.company.max(initial=-1)) + 1
         self.comp_used = np.zeros(n_comp, np.int64)
         if len(funded):
@@ -813,11 +823,12 @@ class _State:
         S, p = self.S, self.p
         old = self.choice[items]
         of, nf = old >= 0, opts >= 0
+        rows_of = S.A.total if S.monthly else (lambda i, o: S.A[i, o].sum(axis=0))
         if of.any():
-            self.used -= S.A[items[of], old[of]].sum(axis=0)
+            self.used -= rows_of(items[of], old[of])
             np.subtract.at(self.comp_used, p.company[items[of]], p.company_weight[items[of], old[of]])
         if nf.any():
-            self.used += S.A[items[nf], opts[nf]].sum(axis=0)
+            self.used += rows_of(items[nf], opts[nf])
             np.add.at(self.comp_used, p.company[items[nf]], p.company_weight[items[nf], opts[nf]])
         self.choice[items] = opts
 
@@ -1074,7 +1085,8 @@ def _month_prefilter(problem: AllocationProblem, S: Structure, st: _State, cand:
     cur_aw = np.where(funded, w.awarded[np.arange(S.n), np.maximum(st.choice, 0)], 0)
     cand &= (w.awarded - cur_aw[:, None]) <= resid[R - 1]
     new = cand & ~funded[:, None]
-    new &= w.fits(resid[:R - 1])
+    rows = np.flatnonzero(new.any(axis=1))          # the GPU test only where something is left
+    new[rows] &= w.fits(resid[:R - 1], rows)
     fi, fo = np.nonzero(cand & funded[:, None])
     if len(fi):
         delta = S.A[fi, fo, slice(0, R)] - S.A[fi, st.choice[fi], slice(0, R)]

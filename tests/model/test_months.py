@@ -238,3 +238,23 @@ def test_monthly_weight_is_the_dense_array_under_every_index_the_solvers_use(dat
     # an option fits a residual of the GPU rows exactly when each of its months does
     resid = rng.integers(-5, 60, size=T * M)
     assert np.array_equal(w.fits(resid), (dense[:-1] <= resid[:, None, None]).all(axis=0))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_monthly_weight_total_and_fits_on_a_subset(data):
+    from allocation.model.problem import MonthlyWeight
+    n, L, T, M = (data.draw(st.integers(1, 6)), data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)),
+                  data.draw(st.integers(1, 5)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 10**6)))
+    hours = rng.integers(0, 50, size=(n, L, T))
+    duration = rng.integers(1, M + 1, size=n)
+    awarded = rng.integers(0, 10**6, size=(n, L * M))
+    w = MonthlyWeight(hours, duration, M, awarded)
+    dense = _dense_oracle(hours, duration, M, awarded)
+    k = data.draw(st.integers(0, 8))
+    items, opts = rng.integers(0, n, size=k), rng.integers(0, L * M, size=k)
+    assert np.array_equal(w.total(items, opts), dense[:, items, opts].sum(axis=1))
+    resid = rng.integers(0, 60, size=T * M)
+    sub = np.unique(rng.integers(0, n, size=3))
+    assert np.array_equal(w.fits(resid, sub), (dense[:-1, sub] <= resid[:, None, None]).all(axis=0))
