@@ -135,3 +135,34 @@ def test_tied_items_are_spread_over_their_starts_not_piled():
     assert not p.violations(spread)
     assert sorted(model.option_start[spread].tolist()) == [0, 1, 2]
     assert p.objective(spread) == p.objective(piled)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_swap_top_up_keeps_every_limit_and_never_lowers_the_objective(data):
+    model = _two_type_model(data)
+    p = model.problem
+    S = lp_guided.build_structure(p)
+    rng = np.random.default_rng(data.draw(st.integers(0, 10**6)))
+    red = lp_guided.item_reduced(S, rng.random(S.D) * 0.5)
+    choice = lp_guided.decode(S, lp_guided.evaluate(S, rng.random(S.D) * 0.5)[2])
+    choice = lp_guided.top_up(p, S, lp_guided.repair(p, S, choice, red), red)
+    assert not p.violations(choice)
+    swapped = lp_guided.swap_top_up(p, S, choice, red)
+    assert not p.violations(swapped)
+    assert p.objective(swapped) >= p.objective(choice)
+
+
+def test_swap_gives_the_budget_of_a_filler_to_a_better_project_in_free_months():
+    # budget 10,000 KRW: A1 (score 60, 10 h in 2026-11) holds it all; A0 (score 90, 10 h) does
+    # not fit 2026-11 beside A1 but fits 2026-12; the swap funds A0 in 2026-12 and drops A1
+    model = _model([10, 10], [10, 10], [9000, 6000], [1, 1])
+    p = dataclasses.replace(model.problem, capacity=np.array([10, 10, 10_000], np.int64))
+    S = lp_guided.build_structure(p)
+    M = 2
+    choice = np.array([-1, 1 * M + 0])          # A1 at the full level in 2026-11
+    assert not p.violations(choice)
+    red = lp_guided.item_reduced(S, np.zeros(S.D))
+    swapped = lp_guided.swap_top_up(p, S, choice, red)
+    assert swapped[1] == -1 and model.option_level[swapped[0]] == 1
+    assert p.objective(swapped) > p.objective(choice) and not p.violations(swapped)
