@@ -103,33 +103,32 @@ class MonthlyWeight:
     def fits(self, resid: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         """(n, L*M) bool (or (len(items), L*M) for the given items): the option's hours fit a
         residual of the GPU rows (T*M,) on their own."""
-        if items is not None:
-            sub = MonthlyWeight(self.hours[items], self.duration[items], self.months, self.awarded[items])
-            return sub.fits(resid)
-        n, L, T = self.hours.shape
+        n_all, L, T = self.hours.shape
         M = self.months
+        items = np.arange(n_all) if items is None else np.asarray(items, np.int64)
+        n = len(items)
         res = np.asarray(resid, np.int64).reshape(T, M)
-        out = np.zeros((n, L, M), bool)
-        if (res < 0).any():     # usage is >= 0: nothing fits a row that is already over
-            return out.reshape(n, L * M)
+        if (res < 0).any() or n == 0:   # usage is >= 0: nothing fits a row that is already over
+            return np.zeros((n, L * M), bool)
+        # per duration d and start s: the smallest residual over months s..s+d-2 (the floor
+        # share) and the residual of month s+d-1 (the remainder); months past the last one do
+        # not exist, so a start that runs over uses none of them
         big = np.iinfo(np.int64).max
-        for d in np.unique(self.duration).tolist():
-            idx = np.flatnonzero(self.duration == d)
-            h = self.hours[idx]                                   # (k, L, T)
-            base = h // d
-            last = h - (d - 1) * base
-            # per start s: the smallest residual over months s..s+d-2, and the last month's
-            # (months past the last one do not exist: a start that runs over uses none of them)
-            low = np.full((T, M), big, np.int64)
-            end = np.full((T, M), big, np.int64)
+        top = max(M, int(self.duration.max(initial=1)))
+        low = np.full((top + 1, T, M), big, np.int64)
+        end = np.full((top + 1, T, M), big, np.int64)
+        for d in range(1, top + 1):
             for s in range(M):
                 if s + d - 1 < M:
-                    end[:, s] = res[:, s + d - 1]
+                    end[d, :, s] = res[:, s + d - 1]
                 if d > 1:
-                    low[:, s] = res[:, s:min(s + d - 1, M)].min(axis=1)
-            ok = ((base[:, :, :, None] <= low[None, None]) & (last[:, :, :, None] <= end[None, None])).all(axis=2)
-            out[idx] = ok
-        return out.reshape(n, L * M)
+                    low[d, :, s] = res[:, s:min(s + d - 1, M)].min(axis=1)
+        d = self.duration[items]
+        h = self.hours[items]                                     # (n, L, T)
+        base = h // d[:, None, None]
+        last = h - (d - 1)[:, None, None] * base
+        ok = ((base[:, :, :, None] <= low[d][:, None]) & (last[:, :, :, None] <= end[d][:, None])).all(axis=2)
+        return ok.reshape(n, L * M)
 
     def __array__(self, dtype=None, copy=None):
         n, O = self.shape[1], self.shape[2]

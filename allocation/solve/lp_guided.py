@@ -880,13 +880,16 @@ def move_before_drop(problem: AllocationProblem, S: Structure, choice: np.ndarra
     the over-full rows (no more of any) and fits every other limit, highest reduced value first."""
     st = _State(problem, S, choice)
     free = ~S.is_forced
+    # nobody is dropped here: the funded items stay, their rows kept up to date as they move
+    funded = np.flatnonzero((st.choice >= 0) & free)
+    rows_now = S.A[funded, st.choice[funded]] if len(funded) else np.zeros((0, S.D), np.int64)
     for _ in range(rounds):
         over = st.resid() < 0
         if not over.any():
             break
-        funded = np.flatnonzero((st.choice >= 0) & free)
         cur = st.choice[funded]
-        on_over = (S.A[funded, cur][:, over] > 0).any(axis=1)
+        on_over = (rows_now[:, over] > 0).any(axis=1)
+        where = np.flatnonzero(on_over)
         items, cur = funded[on_over], cur[on_over]
         if len(items) == 0:
             break
@@ -895,14 +898,14 @@ def move_before_drop(problem: AllocationProblem, S: Structure, choice: np.ndarra
         same[rows, cur] = False
         # less on the full rows (no more of any): usage computed for the same-value options only
         pi, po = np.nonzero(same)
-        alt, now = S.A[items[pi], po][:, over], S.A[items, cur][:, over][pi]
+        alt, now = S.A[items[pi], po][:, over], rows_now[where][:, over][pi]
         same[pi, po] = (alt <= now).all(axis=1) & (alt < now).any(axis=1)
         score = np.where(same, red[items], -np.inf)
         best = score.argmax(axis=1)
         has = np.isfinite(score[rows, best])
         moved = 0
         with_move = np.flatnonzero(has)
-        alt_use = S.A[items[with_move], best[with_move]] - S.A[items[with_move], cur[with_move]]
+        alt_use = S.A[items[with_move], best[with_move]] - rows_now[where[with_move]]
         for j in np.lexsort((items[has], -score[has, best[has]])).tolist():
             k = int(with_move[j])
             i, o = items[k], best[k]
@@ -913,6 +916,7 @@ def move_before_drop(problem: AllocationProblem, S: Structure, choice: np.ndarra
                 st.comp_used[c] += problem.company_weight[i, o] - problem.company_weight[i, st.choice[i]]
                 st.used += alt_use[j]
                 st.choice[i] = o
+                rows_now[where[k]] += alt_use[j]
                 moved += 1
                 over = st.resid() < 0
                 if not over.any():
