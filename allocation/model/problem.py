@@ -114,21 +114,22 @@ class MonthlyWeight:
         # share) and the residual of month s+d-1 (the remainder); months past the last one do
         # not exist, so a start that runs over uses none of them
         big = np.iinfo(np.int64).max
-        top = max(M, int(self.duration.max(initial=1)))
-        low = np.full((top + 1, T, M), big, np.int64)
-        end = np.full((top + 1, T, M), big, np.int64)
-        for d in range(1, top + 1):
+        d_all = self.duration[items]
+        out = np.zeros((n, L, M), bool)
+        for d in np.unique(d_all).tolist():
+            sel = np.flatnonzero(d_all == d)
+            low = np.full((T, M), big, np.int64)
+            end = np.full((T, M), big, np.int64)
             for s in range(M):
                 if s + d - 1 < M:
-                    end[d, :, s] = res[:, s + d - 1]
+                    end[:, s] = res[:, s + d - 1]
                 if d > 1:
-                    low[d, :, s] = res[:, s:min(s + d - 1, M)].min(axis=1)
-        d = self.duration[items]
-        h = self.hours[items]                                     # (n, L, T)
-        base = h // d[:, None, None]
-        last = h - (d - 1)[:, None, None] * base
-        ok = ((base[:, :, :, None] <= low[d][:, None]) & (last[:, :, :, None] <= end[d][:, None])).all(axis=2)
-        return ok.reshape(n, L * M)
+                    low[:, s] = res[:, s:min(s + d - 1, M)].min(axis=1)
+            h = self.hours[items[sel]]                            # (k, L, T)
+            base = h // d
+            last = h - (d - 1) * base
+            out[sel] = ((base[:, :, :, None] <= low) & (last[:, :, :, None] <= end)).all(axis=2)
+        return out.reshape(n, L * M)
 
     def __array__(self, dtype=None, copy=None):
         n, O = self.shape[1], self.shape[2]

@@ -984,6 +984,7 @@ def top_up(problem: AllocationProblem, S: Structure, choice: np.ndarray, priorit
     value = problem.value
     n_rows = len(problem.capacity)
     items = np.arange(problem.n_items)
+    in_play = np.ones(problem.n_items, bool)
 
     def prefilter() -> tuple[np.ndarray, np.ndarray]:
         """Whole-array filter: better than the current option and fits the capacity, budget
@@ -995,7 +996,13 @@ def top_up(problem: AllocationProblem, S: Structure, choice: np.ndarray, priorit
         cur_cw = np.where(funded, problem.company_weight[items, curc], 0)
         cand = allowed & np.isfinite(priority) & (value > cur_val[:, None])
         if S.monthly:
-            return _month_prefilter(problem, S, st, cand, cur_cw)
+            # residuals only shrink and values only rise: an item without a candidate now has
+            # none later, so the GPU test (the costly part) runs on the items still in play
+            cand &= in_play[:, None]
+            ci, co = _month_prefilter(problem, S, st, cand, cur_cw)
+            in_play[:] = False
+            in_play[ci] = True
+            return ci, co
         cur_use = np.where(funded[:, None], S.A[items, curc, :n_rows], 0)           # (n, R)
         cand &= ((S.A[:, :, :n_rows] - cur_use[:, None, :]) <= st.resid()[:n_rows]).all(axis=2)
         cand &= (problem.company_weight - cur_cw[:, None]) <= st.comp_resid()[problem.company][:, None]
