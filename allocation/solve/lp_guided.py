@@ -989,20 +989,19 @@ def top_up(problem: AllocationProblem, S: Structure, choice: np.ndarray, priorit
     def prefilter() -> tuple[np.ndarray, np.ndarray]:
         """Whole-array filter: better than the current option and fits the capacity, budget
         and company limits on its own (those residuals only shrink from here on)."""
+        if S.monthly:
+            # residuals only shrink and values only rise: an item without a candidate now has
+            # none later, so the filter runs on the items still in play
+            ci, co = _month_prefilter(problem, S, st, priority, np.flatnonzero(in_play))
+            in_play[:] = False
+            in_play[ci] = True
+            return ci, co
         cur = st.choice
         curc = np.maximum(cur, 0)
         funded = cur >= 0
         cur_val = np.where(funded, value[items, curc], 0)
         cur_cw = np.where(funded, problem.company_weight[items, curc], 0)
         cand = allowed & np.isfinite(priority) & (value > cur_val[:, None])
-        if S.monthly:
-            # residuals only shrink and values only rise: an item without a candidate now has
-            # none later, so the GPU test (the costly part) runs on the items still in play
-            cand &= in_play[:, None]
-            ci, co = _month_prefilter(problem, S, st, cand, cur_cw)
-            in_play[:] = False
-            in_play[ci] = True
-            return ci, co
         cur_use = np.where(funded[:, None], S.A[items, curc, :n_rows], 0)           # (n, R)
         cand &= ((S.A[:, :, :n_rows] - cur_use[:, None, :]) <= st.resid()[:n_rows]).all(axis=2)
         cand &= (problem.company_weight - cur_cw[:, None]) <= st.comp_resid()[problem.company][:, None]
@@ -1152,27 +1151,40 @@ def swap_top_up(problem: AllocationProblem, S: Structure, choice: np.ndarray, re
     return st.choice
 
 
-def _month_prefilter(problem: AllocationProblem, S: Structure, st: _State, cand: np.ndarray,
-                     cur_cw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """top_up's whole-array filter for a month round without an (n, L, D) array: unfunded items'
-    options against the GPU residuals per month from the factors (MonthlyWeight.fits), funded
-    items' upgrades by their exact change of usage."""
+def _month_prefilter(problem: AllocationProblem, S: Structure, st: _State, priority: np.ndarray,
+                     rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """top_up's whole-array filter for a month round, on the items `rows`, without an (n, L, D)
+    array: unfunded items' options against the GPU residuals per month from the factors
+    (MonthlyWeight.fits), funded items' upgrades by their exact change of usage."""
     w: MonthlyWeight = problem.weight
     R = len(problem.capacity)
     resid = st.resid()
-    cand &= (problem.company_weight - cur_cw[:, None]) <= st.comp_resid()[problem.company][:, None]
-    funded = st.choice >= 0
-    cur_aw = np.where(funded, w.awarded[np.arange(S.n), np.maximum(st.choice, 0)], 0)
-    cand &= (w.awarded - cur_aw[:, None]) <= resid[R - 1]
+    cur = st.choice[rows]
+    curc = np.maximum(cur, 0)
+    funded = cur >= 0
+    value = problem.value[rows]
+    cur_val = np.where(funded, value[np.arange(len(rows)), curc], 0)
+    cand = problem.allowed[rows] & np.isfinite(priority[rows]) & (value > cur_val[:, None])
+    del value
+    cw = problem.company_weight[rows]
+    cur_cw = np.where(funded, cw[np.arange(len(rows)), curc], 0)
+    cand &= (cw - cur_cw[:, None]) <= st.comp_resid()[problem.company[rows]][:, None]
+    del cw
+    aw = w.awarded[rows]
+    cur_aw = np.where(funded, aw[np.arange(len(rows)), curc], 0)
+    cand &= (aw - cur_aw[:, None]) <= resid[R - 1]
+    del aw
     new = cand & ~funded[:, None]
-    rows = np.flatnonzero(new.any(axis=1))          # the GPU test only where something is left
-    new[rows] &= w.fits(resid[:R - 1], rows)
+    left = np.flatnonzero(new.any(axis=1))          # the GPU test only where something is left
+    new[left] &= w.fits(resid[:R - 1], rows[left])
     fi, fo = np.nonzero(cand & funded[:, None])
     if len(fi):
-        delta = S.A[fi, fo, slice(0, R)] - S.A[fi, st.choice[fi], slice(0, R)]
+        gi = rows[fi]
+        delta = S.A[gi, fo, slice(0, R)] - S.A[gi, st.choice[gi], slice(0, R)]
         ok = (delta <= resid[:R]).all(axis=1)
         new[fi[ok], fo[ok]] = True
-    return np.nonzero(new)
+    ni, no = np.nonzero(new)
+    return rows[ni], no
 
 
 def _sequential_top_up(problem, S, st: _State, ci: np.ndarray, co: np.ndarray) -> int:
