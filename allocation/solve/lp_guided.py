@@ -1091,59 +1091,79 @@ def swap_top_up(problem: AllocationProblem, S: Structure, choice: np.ndarray, re
                 *, candidates: int = SWAP_CANDIDATES) -> np.ndarray:
     """GPU capacity by month, after top_up: the budget is full, yet GPU months are left over
     that the low-value fillers of the top-up cannot use. Offer the unfunded options that fit
-    every limit but the budget, highest value per KRW first; each takes the
-    budget of the funded items of the lowest value per KRW (lowest first, as many as needed)
-    when that raises the objective and every limit holds (exact int64 arithmetic)."""
+    every limit but the budget, and the funded items' better options, highest value per KRW
+    first; each takes the budget of the funded items of the lowest value per KRW (lowest first,
+    as many as needed) when that raises the objective and every limit holds (exact int64)."""
     st = _State(problem, S, choice)
     R = len(problem.capacity)
     B = R - 1
     free = ~S.is_forced
     resid = st.resid()
     w: MonthlyWeight = problem.weight
-    unfunded = (st.choice < 0) & free
-    cand = problem.allowed & unfunded[:, None] & np.isfinite(red)
-    cand &= problem.company_weight <= st.comp_resid()[problem.company][:, None]
-    cand &= w.awarded > resid[B]
-    rows = np.flatnonzero(cand.any(axis=1))
-    cand[rows] &= w.fits(resid[:B], rows)
+    value, aw = problem.value, w.awarded
+    n = problem.n_items
+    cur0 = st.choice.copy()
+    funded = cur0 >= 0
+    curc = np.maximum(cur0, 0)
+    cur_val = np.where(funded, value[np.arange(n), curc], 0)
+    cur_aw = np.where(funded, aw[np.arange(n), curc], 0)
+    cur_cw = np.where(funded, problem.company_weight[np.arange(n), curc], 0)
+    cand = problem.allowed & free[:, None] & np.isfinite(red) & (value > cur_val[:, None])
+    cand &= (problem.company_weight - cur_cw[:, None]) <= st.comp_resid()[problem.company][:, None]
+    cand &= (aw - cur_aw[:, None]) > resid[B]          # the budget is what is short
+    new = cand & ~funded[:, None]
+    rows = np.flatnonzero(new.any(axis=1))
+    new[rows] &= w.fits(resid[:B], rows)                # new items: their months must be free
+    cand = new | (cand & funded[:, None])               # upgrades: checked one by one below
     ci, co = np.nonzero(cand)
     if len(ci) == 0:
         return st.choice
-    value, aw = problem.value, w.awarded
     pr = value[ci, co] / np.maximum(aw[ci, co], 1) if SWAP_BY_DENSITY else red[ci, co]
-    candidates = max(candidates, problem.n_items // 25)
+    candidates = max(candidates, n // 25)
     if len(ci) > candidates:
         top = np.argpartition(-pr, candidates)[:candidates]
         ci, co, pr = ci[top], co[top], pr[top]
     order = np.lexsort((-co, ci, -pr))
     ci, co = ci[order], co[order]
+    delta = S.A[ci, co]
+    up = cur0[ci] >= 0
+    if up.any():
+        delta[up] -= S.A[ci[up], cur0[ci[up]]]
 
     # the funded items by value per KRW, lowest first: what a swap drops is a prefix of what is
-    # left of this list (items funded by a swap are not dropped again)
-    pf = np.flatnonzero((st.choice >= 0) & free)
-    po = st.choice[pf]
+    # left of this list; an item changed here is neither dropped nor changed again
+    pf = np.flatnonzero(funded & free)
+    po = cur0[pf]
     k_order = np.lexsort((pf, value[pf, po] / np.maximum(aw[pf, po], 1)))
     pf, po = pf[k_order], po[k_order]
     cum_aw = np.concatenate([[0], np.cumsum(aw[pf, po])])
     cum_v = np.concatenate([[0], np.cumsum(value[pf, po])])
     head = 0                                    # pf[:head] are dropped
-    for i, o in zip(ci.tolist(), co.tolist()):
-        if st.choice[i] >= 0:
+    touched = np.zeros(n, bool)
+    for j, (i, o) in enumerate(zip(ci.tolist(), co.tolist())):
+        if touched[i] or st.choice[i] != cur0[i]:
             continue
         resid = st.resid()
-        need = int(aw[i, o]) - int(resid[B])
+        d = delta[j]
+        if (d[:B] > resid[:B]).any():
+            continue
+        need = int(d[B]) - int(resid[B])
         k = 0
         if need > 0:   # the shortest prefix of the rest freeing `need`
             k = int(np.searchsorted(cum_aw, cum_aw[head] + need, side="left")) - head
             if head + k > len(pf) or k > 8:
                 continue
-        if int(value[i, o]) <= int(cum_v[head + k] - cum_v[head]):
+        gain = int(value[i, o]) - int(cur_val[i])
+        if gain <= int(cum_v[head + k] - cum_v[head]):
             continue
         drop = pf[head:head + k]
+        if touched[drop].any() or (drop == i).any():
+            continue
         st.set(np.concatenate([drop, [i]]), np.concatenate([np.full(k, -1, np.int64), [o]]))
         if (st.resid() < 0).any() or (st.comp_resid() < 0).any():
-            st.set(np.concatenate([drop, [i]]), np.concatenate([po[head:head + k], [-1]]))
+            st.set(np.concatenate([drop, [i]]), np.concatenate([po[head:head + k], [cur0[i]]]))
             continue
+        touched[i] = True
         head += k
     return st.choice
 
