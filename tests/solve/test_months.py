@@ -166,3 +166,31 @@ def test_swap_gives_the_budget_of_a_filler_to_a_better_project_in_free_months():
     swapped = lp_guided.swap_top_up(p, S, choice, red)
     assert swapped[1] == -1 and model.option_level[swapped[0]] == 1
     assert p.objective(swapped) > p.objective(choice) and not p.violations(swapped)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_shift_to_slack_keeps_every_limit_and_the_objective(data):
+    model = _two_type_model(data)
+    p = model.problem
+    S = lp_guided.build_structure(p)
+    rng = np.random.default_rng(data.draw(st.integers(0, 10**6)))
+    red = lp_guided.item_reduced(S, rng.random(S.D) * 0.5)
+    choice = lp_guided.decode(S, lp_guided.evaluate(S, rng.random(S.D) * 0.5)[2])
+    choice = lp_guided.top_up(p, S, lp_guided.repair(p, S, choice, red), red)
+    shifted = lp_guided.shift_to_slack(p, S, choice, red, tight=data.draw(st.sampled_from([1e-3, 0.5])))
+    assert not p.violations(shifted)
+    assert p.objective(shifted) == p.objective(choice)
+    # only starts move: every item keeps its level (or stays unfunded)
+    assert np.array_equal(model.level_of(shifted), model.level_of(choice))
+
+
+def test_shift_to_slack_moves_a_project_out_of_a_full_month():
+    # A0 (1 month, 10 h) sits in the full 2026-12; 2026-11 has room: it moves there
+    model = _model([10], [10, 10], [8000], [1])
+    p = model.problem
+    S = lp_guided.build_structure(p)
+    choice = np.array([1 * 2 + 1])
+    red = lp_guided.item_reduced(S, np.zeros(S.D))
+    shifted = lp_guided.shift_to_slack(p, S, choice, red)
+    assert model.option_start[shifted].tolist() == [0] and model.option_level[shifted].tolist() == [1]
