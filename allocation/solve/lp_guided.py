@@ -1184,10 +1184,10 @@ def fill_months(problem: AllocationProblem, S: Structure, choice: np.ndarray, re
 
     choice = swaps(choice)
     for _ in range(SHIFT_PASSES):
-        before = problem.objective(choice)
-        choice = swaps(top_up(problem, S, shift_to_slack(problem, S, choice, red), red))
-        if problem.objective(choice) == before:
-            break
+        shifted = swaps(top_up(problem, S, shift_to_slack(problem, S, choice, red), red))
+        if problem.objective(shifted) <= problem.objective(choice):
+            break       # keep the allocation before a pass that gains nothing
+        choice = shifted
     return choice
 
 
