@@ -22,7 +22,7 @@ from allocation import schema
 from allocation.config import RoundConfig
 from allocation.intake.months import capacity_months, start_windows
 from allocation.model.money import hours_in_month, money_for_level
-from allocation.model.problem import AllocationProblem
+from allocation.model.problem import AllocationProblem, MonthlyWeight
 
 BUDGET_ROW = "budget"
 
@@ -167,20 +167,20 @@ def _monthly_model(items: pl.DataFrame, capacity: pl.DataFrame, config: RoundCon
     option_start = np.tile(np.arange(M), n_levels)
     spread = lambda a: np.repeat(a, M, axis=1)   # noqa: E731  (n, L, ...) -> (n, L*M, ...)
     cost_o, copay_o, awarded_o, hours_o = spread(cost), spread(copay), spread(awarded), spread(hours)
-    # weight[t*M + m, i, l*M + s] = hours of level l in month m for a start in s
-    weight = np.zeros((n_types * M + 1, n, n_levels * M), np.int64)
-    for start in range(M):
-        for month in range(start, M):
-            part = hours_in_month(hours, duration[:, None, None], month - start)   # (n, L, T)
-            for t in range(n_types):
-                weight[t * M + month, :, start::M] = part[:, :, t]
-    weight[-1] = awarded_o
+    # weight[t*M + m, i, l*M + s] = hours of level l in month m for a start in s, computed on
+    # demand (MonthlyWeight: the dense array would be (T*M + 1) x n x L*M)
+    weight = MonthlyWeight(hours, duration, M, awarded_o)
     capacity_arr = np.concatenate([cap_hours.reshape(-1), [config.round.budget_krw]]).astype(np.int64)
     row_names = tuple(gpu_row(t, m) for t in gpu_types for m in months) + (BUDGET_ROW,)
     cap = config.award.max_krw_per_company
     in_window = (option_start[None, :] >= earliest[:, None]) & (option_start[None, :] <= latest[:, None])
+    fits = np.ones((n, n_levels, M), bool)          # [i, l, start]: every month within capacity
+    for start in range(M):
+        for month in range(start, M):
+            part = hours_in_month(hours, duration[:, None, None], month - start)   # (n, L, T)
+            fits[:, :, start] &= (part <= cap_hours[None, None, :, month]).all(axis=2)
     allowed = ((awarded_o > 0) & (awarded_o <= cap) & (awarded_o <= config.round.budget_krw) & in_window
-               & (weight[:-1] <= capacity_arr[:-1, None, None]).all(axis=0))
+               & fits.reshape(n, n_levels * M))
     problem = AllocationProblem(
         value=np.where(allowed, centipoints[:, None] * awarded_o, 0),
         allowed=allowed, weight=weight, capacity=capacity_arr, row_names=row_names,

@@ -18,12 +18,164 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from allocation.model.money import hours_in_month
+
+
+class MonthlyWeight:
+    """The knapsack rows of a month round without storing them: shape (T*M + 1, n, L*M).
+
+    Row t*M + m is GPU type t in month m, the last row the budget; option o = level * M + start.
+    weight[t*M + m, i, l*M + s] = hours_in_month(hours[i, l, t], duration[i], m - s), and the
+    budget row is awarded[i, o]. The dense array would be (T*M + 1) x n x L*M int64 (330 MiB at
+    100k applications x 6 months, 14 GiB at 1M x 12); this holds hours (n, L, T), duration (n,)
+    and awarded (n, L*M) and computes what an index asks for. Indexing as numpy does for the
+    forms the solvers use: w[rows, items, options] (rows an int, slice, array or ...; items and
+    options ints or arrays that broadcast), w[rows, items] (every option), w[r] (one row);
+    anything else goes through the dense array (np.asarray(w): small problems only).
+    """
+
+    ndim = 3
+    dtype = np.dtype(np.int64)
+
+    def __init__(self, hours: np.ndarray, duration: np.ndarray, months: int, awarded: np.ndarray):
+        self.hours = np.asarray(hours, np.int64)          # (n, L, T) hours per level and type
+        self.duration = np.asarray(duration, np.int64)    # (n,)
+        self.months = int(months)
+        self.awarded = np.asarray(awarded, np.int64)      # (n, L*M)
+        n, L, T = self.hours.shape
+        self.shape = (T * self.months + 1, n, L * self.months)
+
+    @property
+    def nbytes(self) -> int:
+        return self.hours.nbytes + self.duration.nbytes + self.awarded.nbytes
+
+    def usage(self, items: np.ndarray, options: np.ndarray) -> np.ndarray:
+        """(k, T*M + 1) int64: every row's usage of option options[j] of item items[j]."""
+        items = np.asarray(items, np.int64).ravel()
+        options = np.asarray(options, np.int64).ravel()
+        M = self.months
+        T = self.hours.shape[2]
+        h = self.hours[items, options // M]                 # (k, T)
+        d = self.duration[items][:, None, None]
+        k = np.arange(M)[None, None, :] - (options % M)[:, None, None]
+        out = np.empty((len(items), T * M + 1), np.int64)
+        out[:, :-1] = hours_in_month(h[:, :, None], d, k).reshape(len(items), T * M)
+        out[:, -1] = self.awarded[items, options]
+        return out
+
+    def gpu_usage_by_start(self, items: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """(k, T, M, M) int64: hours of type t in month m for every start s, [j, t, m, s]."""
+        M = self.months
+        h = self.hours[items, level]                        # (k, T)
+        d = self.duration[items][:, None, None, None]
+        k = np.arange(M)[None, None, :, None] - np.arange(M)[None, None, None, :]
+        return hours_in_month(h[:, :, None, None], d, k).astype(np.int64)
+
+    def total(self, items: np.ndarray, options: np.ndarray) -> np.ndarray:
+        """(T*M + 1,) int64: the rows used by options[j] of items[j] together (= usage().sum(0)),
+        summed per (start, duration) instead of per item."""
+        items = np.asarray(items, np.int64).ravel()
+        options = np.asarray(options, np.int64).ravel()
+        n, L, T = self.hours.shape
+        M = self.months
+        out = np.zeros(T * M + 1, np.int64)
+        if len(items) == 0:
+            return out
+        out[-1] = int(self.awarded[items, options].sum())
+        d = self.duration[items]
+        h = self.hours[items, options // M]                     # (k, T)
+        base = h // d[:, None]
+        last = h - (d - 1)[:, None] * base
+        key = (options % M) * (M + 1) + d
+        order = np.argsort(key, kind="stable")
+        keys, first = np.unique(key[order], return_index=True)
+        sums_b = np.add.reduceat(base[order], first, axis=0)    # (K, T) exact int64
+        sums_l = np.add.reduceat(last[order], first, axis=0)
+        use = out[:-1].reshape(T, M)
+        for kk, sb, sl in zip(keys.tolist(), sums_b, sums_l):
+            s, dd = divmod(kk, M + 1)
+            for m in range(s, min(s + dd - 1, M)):
+                use[:, m] += sb
+            if s + dd - 1 < M:
+                use[:, s + dd - 1] += sl
+        return out
+
+    def fits(self, resid: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """(n, L*M) bool (or (len(items), L*M) for the given items): the option's hours fit a
+        residual of the GPU rows (T*M,) on their own."""
+        n_all, L, T = self.hours.shape
+        M = self.months
+        items = np.arange(n_all) if items is None else np.asarray(items, np.int64)
+        n = len(items)
+        res = np.asarray(resid, np.int64).reshape(T, M)
+        if (res < 0).any() or n == 0:   # usage is >= 0: nothing fits a row that is already over
+            return np.zeros((n, L * M), bool)
+        # per duration d and start s: the smallest residual over months s..s+d-2 (the floor
+        # share) and the residual of month s+d-1 (the remainder); months past the last one do
+        # not exist, so a start that runs over uses none of them
+        big = np.iinfo(np.int64).max
+        d_all = self.duration[items]
+        out = np.zeros((n, L, M), bool)
+        for d in np.unique(d_all).tolist():
+            sel = np.flatnonzero(d_all == d)
+            low = np.full((T, M), big, np.int64)
+            end = np.full((T, M), big, np.int64)
+            for s in range(M):
+                if s + d - 1 < M:
+                    end[:, s] = res[:, s + d - 1]
+                if d > 1:
+                    low[:, s] = res[:, s:min(s + d - 1, M)].min(axis=1)
+            h = self.hours[items[sel]]                            # (k, L, T)
+            base = h // d
+            last = h - (d - 1) * base
+            out[sel] = ((base[:, :, :, None] <= low) & (last[:, :, :, None] <= end)).all(axis=2)
+        return out.reshape(n, L * M)
+
+    def __array__(self, dtype=None, copy=None):
+        n, O = self.shape[1], self.shape[2]
+        ii = np.repeat(np.arange(n), O)
+        oo = np.tile(np.arange(O), n)
+        dense = self.usage(ii, oo).T.reshape(self.shape) if n and O else np.zeros(self.shape, np.int64)
+        return dense if dtype is None else dense.astype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        if len(key) == 1:
+            key = key + (slice(None), slice(None))
+        elif len(key) == 2:
+            key = key + (slice(None),)
+        rows, items, options = key
+        if rows is Ellipsis:
+            rows = slice(None)
+        n, O = self.shape[1], self.shape[2]
+        if isinstance(items, slice):
+            items = np.arange(n)[items]
+        if isinstance(options, slice):
+            # every option of each item: (R, k, O) (or (R, n, O) for the whole array)
+            opts = np.arange(O)[options]
+            it = np.asarray(items, np.int64)
+            ii, oo = np.broadcast_arrays(it[..., None], opts)
+        else:
+            ii, oo = np.broadcast_arrays(np.asarray(items, np.int64), np.asarray(options, np.int64))
+        shape = ii.shape
+        use = self.usage(ii, oo)                                 # (k, R)
+        full = np.moveaxis(use.reshape(*shape, self.shape[0]), -1, 0)   # (R, *shape)
+        if isinstance(rows, (slice, int, np.integer)):
+            return full[rows]
+        rows = np.asarray(rows, np.int64)
+        rr, jj = np.broadcast_arrays(rows, np.arange(int(np.prod(shape))).reshape(shape))
+        return full.reshape(self.shape[0], -1)[rr, jj]
+
 
 @dataclass(frozen=True)
 class AllocationProblem:
     value: np.ndarray            # (n, L) int64, objective coefficient of option l of item i
     allowed: np.ndarray          # (n, L) bool
-    weight: np.ndarray           # (R, n, L) int64, usage of knapsack row r
+    weight: np.ndarray           # (R, n, L) int64, usage of knapsack row r (month rounds: MonthlyWeight)
     capacity: np.ndarray         # (R,) int64
     row_names: tuple[str, ...]   # (R,) e.g. "gpu:H100", "budget"
     company: np.ndarray          # (n,) int64 company index per item, 0..C-1

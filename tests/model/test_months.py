@@ -190,3 +190,71 @@ reserve_share = 0.1
     _, reduced, held = hold_back_reserve(config, capacity)
     assert reduced["gpu_hours"].to_list() == [94, 45]          # floor(0.9 x hours) per month
     assert held["gpu_hours"] == {"H100@2026-11": 11, "H100@2026-12": 5}
+
+
+def _dense_oracle(hours: np.ndarray, duration: np.ndarray, M: int, awarded: np.ndarray) -> np.ndarray:
+    """(T*M + 1, n, L*M) by plain loops: floor(h/d) in a project's months but its last, the rest
+    in the last, nothing outside; the budget row last."""
+    n, L, T = hours.shape
+    out = np.zeros((T * M + 1, n, L * M), np.int64)
+    for i in range(n):
+        d = int(duration[i])
+        for level in range(L):
+            for s in range(M):
+                for t in range(T):
+                    h = int(hours[i, level, t])
+                    for k in range(d):
+                        if s + k < M:
+                            out[t * M + s + k, i, level * M + s] = h // d if k < d - 1 else h - (d - 1) * (h // d)
+                out[-1, i, level * M + s] = awarded[i, level * M + s]
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_monthly_weight_is_the_dense_array_under_every_index_the_solvers_use(data):
+    from allocation.model.problem import MonthlyWeight
+    n, L, T, M = (data.draw(st.integers(1, 5)), data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)),
+                  data.draw(st.integers(1, 4)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 10**6)))
+    hours = rng.integers(0, 50, size=(n, L, T))
+    duration = rng.integers(1, M + 1, size=n)
+    awarded = rng.integers(0, 10**6, size=(n, L * M))
+    w = MonthlyWeight(hours, duration, M, awarded)
+    dense = _dense_oracle(hours, duration, M, awarded)
+    assert w.shape == dense.shape
+    assert np.array_equal(np.asarray(w), dense)
+    items = rng.integers(0, n, size=7)
+    opts = rng.integers(0, L * M, size=7)
+    r = int(rng.integers(0, T * M + 1))
+    assert np.array_equal(w[r, items, opts], dense[r, items, opts])
+    assert np.array_equal(w[:, items, opts], dense[:, items, opts])
+    assert np.array_equal(w[..., items, opts], dense[..., items, opts])
+    assert np.array_equal(w[:T * M, items, opts], dense[:T * M, items, opts])
+    assert np.array_equal(w[:, items], dense[:, items])
+    assert np.array_equal(w[r], dense[r])
+    assert np.array_equal(w[:, int(items[0]), int(opts[0])], dense[:, int(items[0]), int(opts[0])])
+    assert np.array_equal(w.usage(items, opts), dense[:, items, opts].T)
+    # an option fits a residual of the GPU rows exactly when each of its months does
+    resid = rng.integers(-5, 60, size=T * M)
+    assert np.array_equal(w.fits(resid), (dense[:-1] <= resid[:, None, None]).all(axis=0))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_monthly_weight_total_and_fits_on_a_subset(data):
+    from allocation.model.problem import MonthlyWeight
+    n, L, T, M = (data.draw(st.integers(1, 6)), data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)),
+                  data.draw(st.integers(1, 5)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 10**6)))
+    hours = rng.integers(0, 50, size=(n, L, T))
+    duration = rng.integers(1, M + 1, size=n)
+    awarded = rng.integers(0, 10**6, size=(n, L * M))
+    w = MonthlyWeight(hours, duration, M, awarded)
+    dense = _dense_oracle(hours, duration, M, awarded)
+    k = data.draw(st.integers(0, 8))
+    items, opts = rng.integers(0, n, size=k), rng.integers(0, L * M, size=k)
+    assert np.array_equal(w.total(items, opts), dense[:, items, opts].sum(axis=1))
+    resid = rng.integers(0, 60, size=T * M)
+    sub = np.unique(rng.integers(0, n, size=3))
+    assert np.array_equal(w.fits(resid, sub), (dense[:-1, sub] <= resid[:, None, None]).all(axis=0))

@@ -3,6 +3,8 @@ moved between before anyone is dropped, and tiny month rounds reach the brute-fo
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import polars as pl
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +14,7 @@ from allocation.config import parse_config
 from allocation.model.build import build_model
 from allocation.solve import lp_guided
 from allocation.solve.brute_force import brute_force
+from tests.model.test_months import _config, _frames
 
 MONTHS = ("2026-11", "2026-12", "2027-01")
 
@@ -70,3 +73,124 @@ def test_tiny_month_rounds_lp_guided_reaches_the_brute_force_optimum(data):
     solution = lp_guided.solve_lp_guided(model.problem, time_limit_s=5, workers=1, seed=0)
     assert not model.problem.violations(solution.choice)
     assert solution.objective == best and solution.bound >= best
+
+
+def _two_type_model(data):
+    """A random small month round with two GPU types (not every application uses both)."""
+    n = data.draw(st.integers(1, 6))
+    months = ("2026-11", "2026-12", "2027-01", "2027-02")[:data.draw(st.integers(1, 4))]
+    M = len(months)
+    apps = []
+    for i in range(n):
+        d = data.draw(st.integers(1, M))
+        start = data.draw(st.integers(0, M - d))
+        hours = {g: data.draw(st.integers(1, 60)) for g in ("H100", "A100") if data.draw(st.booleans()) or g == "H100"}
+        apps.append({"duration": d, "earliest": months[start], "latest": None, "hours": hours,
+                     "score": data.draw(st.integers(6000, 9999)), "company": i % 3})
+    capacity = {(g, m): data.draw(st.integers(0, 80)) for g in ("H100", "A100") for m in months}
+    return build_model(*_frames(apps, capacity, {"H100": 1000, "A100": 700}),
+                       _config(data.draw(st.integers(10**4, 10**6)), 10**6))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_factored_month_dual_equals_the_dense_one(data):
+    """The month structure prices every option from its factors (MonthPricing): f(lam), the
+    reduced values and the Lagrangian choice equal those of the dense structure (the same problem
+    with the weight array materialised) at any prices."""
+    model = _two_type_model(data)
+    p = model.problem
+    dense = dataclasses.replace(p, weight=np.asarray(p.weight))
+    Sm, Sd = lp_guided.build_structure(p), lp_guided.build_structure(dense)
+    assert Sm.monthly and not Sd.monthly
+    assert np.array_equal(Sm.rscale, Sd.rscale)
+    rng = np.random.default_rng(data.draw(st.integers(0, 10**6)))
+    for lam in (np.zeros(Sm.D), rng.random(Sm.D), rng.random(Sm.D) * (rng.random(Sm.D) < 0.5)):
+        fm, gm, cm = lp_guided.evaluate(Sm, lam)
+        fd, gd, cd = lp_guided.evaluate(Sd, lam)
+        assert abs(fm - fd) <= 1e-9 * max(1.0, abs(fd))
+        assert np.allclose(gm, gd, rtol=1e-9, atol=1e-9)
+        rm, rd = lp_guided.item_reduced(Sm, lam), lp_guided.item_reduced(Sd, lam)
+        assert np.array_equal(np.isfinite(rm), np.isfinite(rd))
+        assert np.allclose(rm[np.isfinite(rm)], rd[np.isfinite(rd)], rtol=1e-9, atol=1e-9)
+        # the same choice unless two options tie within float noise
+        same = np.array_equal(lp_guided.decode(Sm, cm), lp_guided.decode(Sd, cd))
+        assert same or np.isclose(fm, fd)
+    choice = lp_guided.decode(Sd, cd)
+    for st_ in (lp_guided._State(p, Sm, choice), lp_guided._State(dense, Sd, choice)):
+        assert np.array_equal(st_.used, lp_guided._State(dense, Sd, choice).used)
+
+
+def test_tied_items_are_spread_over_their_starts_not_piled():
+    # three 1-month projects of 10 h, 10 h free in each of three months: at prices 0 every start
+    # ties; the first start for all would put 30 h into 2026-11
+    model = _model([10, 10, 10], [10, 10, 10], [8000, 7000, 6000], [1, 1, 1])
+    p = model.problem
+    S = lp_guided.build_structure(p)
+    red = lp_guided.item_reduced(S, np.zeros(S.D))
+    full_first = 1 * 3 + 0
+    piled = np.array([full_first] * 3)
+    assert p.violations(piled)
+    spread = lp_guided.spread_ties(p, S, piled, red)
+    assert not p.violations(spread)
+    assert sorted(model.option_start[spread].tolist()) == [0, 1, 2]
+    assert p.objective(spread) == p.objective(piled)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_swap_top_up_keeps_every_limit_and_never_lowers_the_objective(data):
+    model = _two_type_model(data)
+    p = model.problem
+    S = lp_guided.build_structure(p)
+    rng = np.random.default_rng(data.draw(st.integers(0, 10**6)))
+    red = lp_guided.item_reduced(S, rng.random(S.D) * 0.5)
+    choice = lp_guided.decode(S, lp_guided.evaluate(S, rng.random(S.D) * 0.5)[2])
+    choice = lp_guided.top_up(p, S, lp_guided.repair(p, S, choice, red), red)
+    assert not p.violations(choice)
+    swapped = lp_guided.swap_top_up(p, S, choice, red)
+    assert not p.violations(swapped)
+    assert p.objective(swapped) >= p.objective(choice)
+
+
+def test_swap_gives_the_budget_of_a_filler_to_a_better_project_in_free_months():
+    # budget 10,000 KRW: A1 (score 60, 10 h in 2026-11) holds it all; A0 (score 90, 10 h) does
+    # not fit 2026-11 beside A1 but fits 2026-12; the swap funds A0 in 2026-12 and drops A1
+    model = _model([10, 10], [10, 10], [9000, 6000], [1, 1])
+    p = dataclasses.replace(model.problem, capacity=np.array([10, 10, 10_000], np.int64))
+    S = lp_guided.build_structure(p)
+    M = 2
+    choice = np.array([-1, 1 * M + 0])          # A1 at the full level in 2026-11
+    assert not p.violations(choice)
+    red = lp_guided.item_reduced(S, np.zeros(S.D))
+    swapped = lp_guided.swap_top_up(p, S, choice, red)
+    assert swapped[1] == -1 and model.option_level[swapped[0]] == 1
+    assert p.objective(swapped) > p.objective(choice) and not p.violations(swapped)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_shift_to_slack_keeps_every_limit_and_the_objective(data):
+    model = _two_type_model(data)
+    p = model.problem
+    S = lp_guided.build_structure(p)
+    rng = np.random.default_rng(data.draw(st.integers(0, 10**6)))
+    red = lp_guided.item_reduced(S, rng.random(S.D) * 0.5)
+    choice = lp_guided.decode(S, lp_guided.evaluate(S, rng.random(S.D) * 0.5)[2])
+    choice = lp_guided.top_up(p, S, lp_guided.repair(p, S, choice, red), red)
+    shifted = lp_guided.shift_to_slack(p, S, choice, red, tight=data.draw(st.sampled_from([1e-3, 0.5])))
+    assert not p.violations(shifted)
+    assert p.objective(shifted) == p.objective(choice)
+    # only starts move: every item keeps its level (or stays unfunded)
+    assert np.array_equal(model.level_of(shifted), model.level_of(choice))
+
+
+def test_shift_to_slack_moves_a_project_out_of_a_full_month():
+    # A0 (1 month, 10 h) sits in the full 2026-12; 2026-11 has room: it moves there
+    model = _model([10], [10, 10], [8000], [1])
+    p = model.problem
+    S = lp_guided.build_structure(p)
+    choice = np.array([1 * 2 + 1])
+    red = lp_guided.item_reduced(S, np.zeros(S.D))
+    shifted = lp_guided.shift_to_slack(p, S, choice, red)
+    assert model.option_start[shifted].tolist() == [0] and model.option_level[shifted].tolist() == [1]
