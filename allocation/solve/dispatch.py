@@ -65,6 +65,10 @@ AUTO_HIGHS_NODES = 30_000
 AUTO_LIN2_S = 5.0
 AUTO_RACE_STEP_S = 10.0
 RACE_CPSAT_PARAMETERS: dict[str, object] = {"linearization_level": 2}
+# HiGHS's reported optimum ends the race only within this relative distance of the proven bound
+# (CP-SAT's): further away the claim is implausible (the rounds of bench/tight.py: 8.4e-5 at most)
+# and the LP-guided step still runs
+HIGHS_TRUSTED_GAP = 1e-3
 # each quota's exact re-solve (its cost) gets its own budget, hinted with the round's allocation:
 # QUOTA_COST_TIME_S deterministic seconds of CP-SAT and QUOTA_COST_HIGHS_NODES HiGHS nodes (on the
 # 400-application round of bench/tight.py the first-time quota's re-solve, run beside the race,
@@ -366,12 +370,15 @@ def finish_race(problem: AllocationProblem, first: Solution, mip: Solution | Non
     best = max(found, key=lambda ns: ns[1].objective)[1] if found else None   # first of equals
     remaining = max(float(time_limit_s) - sum(float(s.deterministic_time) for _, s in steps), 0.0)
     # HiGHS's optimum is trusted to end the search only when its allocation passed the exact
-    # check and is at least as good as every other step's (else its bound is plainly wrong); it
-    # never counts as a proof
+    # check, is at least as good as every other step's (else its bound is plainly wrong) and is
+    # within HIGHS_TRUSTED_GAP of the proven bound; it never counts as a proof
+    proven_bound = min((s.bound for _, s in found), default=math.inf)
     highs_optimum = (mip is not None and mip.status == "feasible" and best is not None
-                     and mip.details.get("highs_status") == "Optimal" and mip.objective >= best.objective)
+                     and mip.details.get("highs_status") == "Optimal" and mip.objective >= best.objective
+                     and math.isfinite(proven_bound)
+                     and proven_bound - mip.objective <= HIGHS_TRUSTED_GAP * max(abs(proven_bound), 1.0))
     proven = bool(found) and (any(s.status == "optimal" for _, s in found)
-                              or min(s.bound for _, s in found) - best.objective < 1.0)
+                              or proven_bound - best.objective < 1.0)
     if not proven and not highs_optimum and remaining > 0:
         third = lp_guided.solve_lp_guided(problem, time_limit_s=min(remaining, AUTO_RACE_STEP_S),
                                           workers=workers, seed=seed, forced=forced,

@@ -131,7 +131,7 @@ def test_a_wrong_highs_solution_is_rejected(monkeypatch):
 @pytest.mark.parametrize("wrong", [_WrongHighs, _PoorOptimumHighs])
 @pytest.mark.parametrize("seed", range(12))
 def test_auto_never_uses_a_wrong_highs_answer(seed, wrong, monkeypatch):
-    # CP-SAT's first try gets (almost) no time, so HiGHS's answer matters; a broken or poor
+    # the CP-SAT steps get (almost) no time, so HiGHS's answer matters; a broken or poor
     # "optimal" answer must neither end up in the allocation nor stop the race early
     problem = random_tiny_problem(seed)
     found = _funds_something(problem)
@@ -139,6 +139,7 @@ def test_auto_never_uses_a_wrong_highs_answer(seed, wrong, monkeypatch):
         return
     opt, _ = found
     monkeypatch.setattr(dispatch, "AUTO_FIRST_TRY_S", 1e-9)
+    monkeypatch.setattr(dispatch, "AUTO_LIN2_S", 1e-9)
     monkeypatch.setattr(highs_step.highspy, "Highs", wrong)
     sol, used = dispatch.solve_exact(problem, time_limit_s=5.0, workers=1, seed=0)
     assert "highs" in used and not used.endswith("(best: highs)")
@@ -147,8 +148,9 @@ def test_auto_never_uses_a_wrong_highs_answer(seed, wrong, monkeypatch):
 
 
 def test_auto_race_uses_highs_and_repeats_itself(monkeypatch):
-    # a round CP-SAT does not prove in its first try: the race with HiGHS gives the same answer twice
+    # a round CP-SAT does not prove in its first steps: the race with HiGHS gives the same answer twice
     monkeypatch.setattr(dispatch, "AUTO_FIRST_TRY_S", 1e-9)
+    monkeypatch.setattr(dispatch, "AUTO_LIN2_S", 1e-9)
     problem = random_hard_problem(40, seed=2)
     runs = [dispatch.solve_exact(problem, time_limit_s=5.0, workers=1, seed=0) for _ in range(2)]
     (a, used_a), (b, used_b) = runs
