@@ -175,22 +175,23 @@ def solve_round(problem: AllocationProblem, settings: SolverSection, *,
     else:
         work, forced, hint = problem, None, None
 
+    quota_args = dict(args, time_limit_s=min(float(settings.time_limit_s), QUOTA_COST_TIME_S))
+    if fixed is None and not race:
+        quota_args = args
+
+    def relax(q: int, start: np.ndarray | None) -> Solution:
+        # the round without quota q, hinted with an allocation of the round (feasible there)
+        return solve_exact(work.without_quota(q), forced=forced, hint=start, race=race,
+                           highs_nodes=QUOTA_COST_HIGHS_NODES, **quota_args)[0]
+
+    Q = len(problem.cover_names)
+
     if strategy == "lp_guided":
         dual = lp_guided.dual_prices(work, forced=forced)
         solution = lp_guided.solve_lp_guided(work, dual=dual, forced=forced, **args)
         used = "lp_guided" if fixed is None else FIXED_AWARDS_LARGE_STRATEGY
     else:
         dual = None
-        quota_args = dict(args, time_limit_s=min(float(settings.time_limit_s), QUOTA_COST_TIME_S))
-        if fixed is None and not race:
-            quota_args = args
-
-        def relax(q: int, start: np.ndarray | None) -> Solution:
-            # the round without quota q, hinted with an allocation of the round (feasible there)
-            return solve_exact(work.without_quota(q), forced=forced, hint=start, race=race,
-                               highs_nodes=QUOTA_COST_HIGHS_NODES, **quota_args)[0]
-
-        Q = len(problem.cover_names)
         first = first_try(work, forced=forced, hint=hint, **args) if race else None
         if first is None or settled(work, first):
             solution, used = (first, "cpsat") if first is not None else solve_exact(
