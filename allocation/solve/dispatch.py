@@ -197,19 +197,21 @@ def solve_round(problem: AllocationProblem, settings: SolverSection, *,
             solution, used = (first, "cpsat") if first is not None else solve_exact(
                 work, forced=forced, hint=hint, race=False, **args)
         else:
-            # the race goes on: its steps 2-3 (HiGHS and CP-SAT, one thread each) and the quota
-            # re-solves, hinted with the first try's allocation, run side by side; every task
-            # depends on its inputs only, so the results are those of one after the other
-            start = first.choice if first.status != "no_solution" else hint
+            # the race goes on: its steps 2-3 (CP-SAT and HiGHS, one thread each) run side by side,
+            # and the quota re-solves, hinted with the better allocation of CP-SAT's two steps, in
+            # the thread CP-SAT leaves free; every task depends on its inputs only, so the results
+            # are those of one after the other
             steps = race_steps(work, first, forced=forced, hint=hint, **args)
             stop = threading.Event()
             with ThreadPoolExecutor(max_workers=max(1, min(2 + Q, os.cpu_count() or 1))) as pool:
                 lin2 = pool.submit(steps.lin2) if steps.lin2 is not None else None
                 mip = pool.submit(steps.highs, stop) if steps.highs is not None else None
-                early = [pool.submit(relax, q, start) for q in range(Q)]
                 second = lin2.result() if lin2 is not None else None
                 if second is not None and second.status == "optimal":
                     stop.set()      # HiGHS's answer is not used (RaceSteps): stop it
+                tried = [s for s in (first, second) if s is not None and s.status != "no_solution"]
+                start = max(tried, key=lambda s: s.objective).choice if tried else hint   # first of equals
+                early = [pool.submit(relax, q, start) for q in range(Q)]
                 solution, used = finish_race(work, first, mip.result() if mip is not None else None, second,
                                              forced=forced, **args)
                 lap("solve")
@@ -245,8 +247,8 @@ def solve_round(problem: AllocationProblem, settings: SolverSection, *,
         method = "lp"
     else:
         # exact re-solves without each quota, hinted with the round's allocation (feasible there;
-        # when the race went on after the first try: that try's allocation, the re-solves having
-        # run beside the race), each with its own deterministic budget (not the round's whole
+        # when the race went on after the first try: the better of its CP-SAT allocations, the
+        # re-solves having run beside HiGHS), each with its own deterministic budget (not the round's whole
         # time limit); the round's allocation is feasible without the quota: a cost is >= 0
         if relaxations is None:
             # independent deterministic solves: one thread per core (CP-SAT and HiGHS release the

@@ -159,3 +159,25 @@ def test_auto_race_uses_highs_and_repeats_itself(monkeypatch):
     assert problem.violations(a.choice) == []
     highs_row = next(r for r in a.details["race"] if r["step"] == "highs")
     assert highs_row["objective"] <= a.objective and "highs_dual_bound" in highs_row
+
+
+def test_solve_round_side_by_side_gives_what_solve_exact_gives_one_after_the_other(monkeypatch):
+    # the race goes on after the first try: in solve_round HiGHS, CP-SAT (level 2) and the quota
+    # re-solves run side by side; the allocation is solve_exact's (one step after the other), and
+    # a second run repeats allocation and quota costs
+    from allocation.config import SolverSection
+    monkeypatch.setattr(dispatch, "AUTO_FIRST_TRY_S", 1e-9)
+    monkeypatch.setattr(dispatch, "AUTO_LIN2_S", 0.05)
+    monkeypatch.setattr(dispatch, "AUTO_HIGHS_NODES", 300)
+    monkeypatch.setattr(dispatch, "QUOTA_COST_HIGHS_NODES", 100)
+    problem = random_hard_problem(60, seed=4)
+    assert problem.cover_names
+    settings = SolverSection(strategy="auto", time_limit_s=1.0, workers=1, seed=0)
+    a = dispatch.solve_round(problem, settings)
+    b = dispatch.solve_round(problem, settings)
+    alone, used = dispatch.solve_exact(problem, time_limit_s=1.0, workers=1, seed=0)
+    assert "highs" in a.strategy and a.strategy == b.strategy == used
+    assert a.solution.choice.tolist() == b.solution.choice.tolist() == alone.choice.tolist()
+    assert a.quota_costs == b.quota_costs and a.quota_costs_method == "re-solve"
+    assert all(c >= 0 for c in a.quota_costs.values())
+    assert problem.violations(a.solution.choice) == []
