@@ -28,7 +28,10 @@ the run ("wall_clock" = not reproducible), as in allocation.solve.cpsat.
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
+import os
+import sys
 import threading
 import time
 
@@ -38,7 +41,7 @@ import numpy as np
 from allocation.model.problem import AllocationProblem, Solution
 from allocation.solve.arrays import binding_company_groups, fixed_arrays, item_extremes, model_variables
 
-SOLVER_NAME = f"highs {highspy.Highs().version()}"
+SOLVER_NAME = f"highs {importlib.metadata.version('highspy')}"
 
 # Wall-clock safety net only (the node limit decides): seconds = factor * nodes / 1000 + extra.
 # HiGHS ran ~1,000-1,500 nodes per second on the tight-quota rounds of bench/tight.py (2 cores,
@@ -47,6 +50,32 @@ WALL_SECONDS_PER_1000_NODES = 10.0
 WALL_EXTRA_S = 30.0
 # a column value this far from 0 or 1 is not an integer solution (HiGHS's own tolerance: 1e-6)
 INTEGRALITY_SLACK = 1e-5
+
+
+_BANNER_LOCK = threading.Lock()
+_banner_shown = False
+
+
+def _new_highs() -> highspy.Highs:
+    """highspy.Highs(), without HiGHS's banner on stdout: its C++ constructor prints it once per
+    process, before any option (output_flag) can be set; it would land in the CLI's output."""
+    global _banner_shown
+    with _BANNER_LOCK:
+        if _banner_shown:
+            return highspy.Highs()
+        _banner_shown = True
+        try:
+            sys.stdout.flush()
+            saved = os.dup(1)
+        except (OSError, ValueError):          # no usable stdout: nothing to keep clean
+            return highspy.Highs()
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                return highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _scaled_rows(problem: AllocationProblem, ii: np.ndarray, ll: np.ndarray):
@@ -168,7 +197,7 @@ def solve_highs(problem: AllocationProblem, *, node_limit: int, seed: int = 0,
     """
     start = time.perf_counter()
     lp, ii, ll, vscale = build_model(problem, fixed)
-    h = highspy.Highs()
+    h = _new_highs()
     for name, value in {"output_flag": False, "threads": 1, "random_seed": int(seed),
                         "mip_rel_gap": 0.0, "mip_abs_gap": 0.0, "mip_max_nodes": int(node_limit),
                         "time_limit": WALL_SECONDS_PER_1000_NODES * node_limit / 1000 + WALL_EXTRA_S,
