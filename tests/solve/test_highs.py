@@ -181,3 +181,25 @@ def test_solve_round_side_by_side_gives_what_solve_exact_gives_one_after_the_oth
     assert a.quota_costs == b.quota_costs and a.quota_costs_method == "re-solve"
     assert all(c >= 0 for c in a.quota_costs.values())
     assert problem.violations(a.solution.choice) == []
+
+
+def test_highs_stops_when_asked():
+    problem = random_hard_problem(150, seed=3)
+    stop = threading.Event()
+    stop.set()
+    sol = highs_step.solve_highs(problem, node_limit=100_000, stop=stop)
+    assert sol.details["stopped_by"] == "cancelled" and sol.details["nodes"] <= 1
+    assert sol.status == "no_solution" or problem.violations(sol.choice) == []
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4, 5])
+def test_when_level_2_cpsat_proves_optimality_highs_is_not_used(seed, monkeypatch):
+    from allocation.config import SolverSection
+    monkeypatch.setattr(dispatch, "AUTO_FIRST_TRY_S", 1e-9)
+    problem = random_tiny_problem(seed)
+    opt, _ = brute_force(problem)
+    solved = dispatch.solve_round(problem, SolverSection(strategy="auto", time_limit_s=5.0, workers=1, seed=0))
+    alone, used = dispatch.solve_exact(problem, time_limit_s=5.0, workers=1, seed=0)
+    assert solved.strategy == used and "highs" not in used and dispatch.LIN2 in used
+    assert solved.solution.choice.tolist() == alone.choice.tolist()
+    assert solved.solution.objective == opt and solved.solution.status == "optimal"
