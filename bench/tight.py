@@ -1,7 +1,7 @@
 """Small rounds with tight quotas: `auto` against the exact optimum (HiGHS, gap 0) and plain CP-SAT.
 
     .venv/bin/python -m bench.tight [--rounds "120:0.85,0.6:0,1,2,3,4;250:0.9,0.7:2;400:0.85,0.6:2"]
-                                    [--out bench/results/tight_quotas.md]
+                                    [--highs-time-limit 300] [--repeat 2] [--out bench/results/tight_quotas.md]
 
 --rounds: ";"-separated APPLICATIONS:NC,FT:SEEDS groups. The default family: five 120-application
 rounds, and the two rounds of a 250/400-application search (3 seeds x 4 settings) where plain
@@ -12,9 +12,11 @@ the awarded money; the generator's default puts non-capital 5 points above its g
 and first-time well below it), validated and scored; then, one after the other in this process:
   * ours: allocation.solve.dispatch.solve_round with the round's [solver] settings (auto, 60
     deterministic seconds, 1 worker): the allocation and the quota costs, as `voucher allocate`;
+    --repeat times (the repeats must give the identical allocation and quota costs);
   * plain CP-SAT as `auto` solved small rounds before issue 16 (one CP-SAT solve with the whole
     time limit; its quota-cost re-solves are not run here: they took as long again per quota);
-  * HiGHS MIP with mip_rel_gap = 0 (a proven optimum; 1 thread).
+  * HiGHS MIP with mip_rel_gap = 0 (the exact optimum the table compares with; 1 thread, a
+    wall-clock limit, bench.methods.run_highs: not the node-limited step inside `auto`).
 Writes a markdown table with the command at its top and the medians over the family.
 """
 
@@ -63,7 +65,7 @@ def tight_problem(n: int, seed: int, shares: tuple[float, float]):
     return model.problem, v.config.solver
 
 
-def measure(n: int, seed: int, shares: tuple[float, float], highs_limit: float) -> dict:
+def measure(n: int, seed: int, shares: tuple[float, float], highs_limit: float, repeat: int = 1) -> dict:
     from allocation.solve.cpsat import solve_cpsat
     from allocation.solve.dispatch import solve_round
     from bench.methods import run_highs
@@ -74,9 +76,19 @@ def measure(n: int, seed: int, shares: tuple[float, float], highs_limit: float) 
     ours = solve_round(problem, settings)
     row["ours"] = {"seconds": round(time.perf_counter() - t, 2), "objective": ours.solution.objective,
                    "bound": ours.solution.bound, "status": ours.solution.status, "strategy": ours.strategy,
+                   "stopped_by": ours.solution.details.get("stopped_by"),
                    "stage_seconds": ours.seconds, "quota_costs": ours.quota_costs,
                    "race": ours.solution.details.get("race")}
     assert not problem.violations(ours.solution.choice)
+    # the same round again: the same allocation and quota costs (deterministic limits only)
+    again = []
+    for _ in range(repeat - 1):
+        t = time.perf_counter()
+        other = solve_round(problem, settings)
+        again.append({"seconds": round(time.perf_counter() - t, 2),
+                      "identical": other.solution.choice.tolist() == ours.solution.choice.tolist()
+                      and other.quota_costs == ours.quota_costs and other.strategy == ours.strategy})
+    row["ours"]["repeats"] = again
     t = time.perf_counter()
     plain = solve_cpsat(problem, time_limit_s=settings.time_limit_s, workers=settings.workers, seed=settings.seed)
     row["plain_cpsat"] = {"seconds": round(time.perf_counter() - t, 2), "objective": plain.objective,
@@ -107,15 +119,18 @@ def exact_optimum(r: dict) -> tuple[int | None, str]:
 
 def table(rows: list[dict]) -> list[str]:
     lines = ["| applications, quota shares, seed | items | exact optimum (proved by) | ours (auto): below optimum | "
-             "status | strategy used | ours s (solve + quota costs) | plain CP-SAT: below optimum | status | "
+             "status (stopped by) | ours: proven bound above ours | strategy used | ours s (solve + quota costs) | "
+             "repeat s (identical?) | plain CP-SAT: below optimum | status | "
              "plain CP-SAT s | HiGHS: below optimum | HiGHS status | HiGHS s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         best, by = exact_optimum(r)
         o, p, h = r["ours"], r["plain_cpsat"], r["highs"]
+        rep = ", ".join(f"{a['seconds']:.1f} ({'yes' if a['identical'] else 'NO'})" for a in o.get("repeats", [])) or "—"
         lines.append(f"| {r.get('applications', 120)}, {','.join(f'{x:g}' for x in r.get('quota_shares', []))}, "
                      f"{r['seed']} | {r['items']} | {best if best is not None else 'unknown'} ({by or '—'}) | "
-                     f"{_below(o['objective'], best)} | {o['status']} | {o['strategy']} | {o['seconds']:.1f} | "
+                     f"{_below(o['objective'], best)} | {o['status']} ({o.get('stopped_by') or '—'}) | "
+                     f"{(o['bound'] - o['objective']) / o['bound']:.1e} | {o['strategy']} | {o['seconds']:.1f} | {rep} | "
                      f"{_below(p['objective'], best)} | {p['status']} (dtime {p['deterministic_time']}) | "
                      f"{p['seconds']:.1f} | {_below(h['objective'], best)} | {h['status']} | {h['seconds']:.1f} |")
     known = [(r, exact_optimum(r)[0]) for r in rows]
@@ -137,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", default=DEFAULT_ROUNDS)
     ap.add_argument("--highs-time-limit", type=float, default=300.0)
+    ap.add_argument("--repeat", type=int, default=2, help="solve each round this many times with auto "
+                    "(the table shows whether the repeats gave the identical allocation and quota costs)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "tight_quotas.md"))
     a = ap.parse_args(argv)
     command = ".venv/bin/python -m bench.tight " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -145,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows = []
     for n, shares, seed in parse_rounds(a.rounds):
-        rows.append(measure(n, seed, shares, a.highs_time_limit))
+        rows.append(measure(n, seed, shares, a.highs_time_limit, a.repeat))
         print(json.dumps(rows[-1]), flush=True)
     md = ["# Small rounds with tight quotas", "",
           f"Command: `{command.strip()}` (run {started}, {(time.perf_counter() - t0) / 60:.1f} min in all).", "",
