@@ -312,6 +312,32 @@ def _company_groups(problem: AllocationProblem, forced: np.ndarray | None = None
     return np.split(items, cuts)
 
 
+def _append_columns(n_cols: int, k: int, itm: np.ndarray, cols_b: list, cols_v: list, cols_A: list,
+                    cols_members: list, columns: tuple[list, list, list], members: tuple[list, list, list]) -> int:
+    """One company size's block columns, numbered from n_cols in block order: (block, value,
+    weights) appended to `columns`, (column, item, option) of every member to `members`.
+    Returns the next free column number."""
+    col_block, col_val_int, col_A_int = columns
+    mem_col, mem_item, mem_opt = members
+    blk = np.concatenate(cols_b)
+    order = np.argsort(blk, kind="stable")
+    col_ids = np.empty(len(blk), np.int64)
+    col_ids[order] = n_cols + np.arange(len(blk))
+    start = 0
+    for sel, p in cols_members:
+        ids = col_ids[start:start + len(sel)]
+        start += len(sel)
+        for j in range(k):
+            if p[j] >= 0:
+                mem_col.append(ids)
+                mem_item.append(itm[sel, j])
+                mem_opt.append(np.full(len(sel), p[j], np.int64))
+    col_block.append(blk[order])
+    col_val_int.append(np.concatenate(cols_v)[order])
+    col_A_int.append(np.concatenate(cols_A)[order])
+    return n_cols + len(blk)
+
+
 def build_structure(problem: AllocationProblem, forced: np.ndarray | None = None) -> Structure:
     """forced: (n,) option each item is forced to (-1 = free); see forced_array."""
     if isinstance(problem.weight, MonthlyWeight):
@@ -393,23 +419,8 @@ def build_structure(problem: AllocationProblem, forced: np.ndarray | None = None
             cols_members.append((sel, p))
         if not cols_b:
             continue
-        blk = np.concatenate(cols_b)
-        order = np.argsort(blk, kind="stable")
-        col_ids = np.empty(len(blk), np.int64)
-        col_ids[order] = n_cols + np.arange(len(blk))
-        start = 0
-        for (sel, p), bb in zip(cols_members, cols_b):
-            ids = col_ids[start:start + len(sel)]
-            start += len(sel)
-            for j in range(k):
-                if p[j] >= 0:
-                    mem_col.append(ids)
-                    mem_item.append(itm[sel, j])
-                    mem_opt.append(np.full(len(sel), p[j], np.int64))
-        col_block.append(blk[order])
-        col_val_int.append(np.concatenate(cols_v)[order])
-        col_A_int.append(np.concatenate(cols_A)[order])
-        n_cols += len(blk)
+        n_cols = _append_columns(n_cols, k, itm, cols_b, cols_v, cols_A, cols_members,
+                                 (col_block, col_val_int, col_A_int), (mem_col, mem_item, mem_opt))
 
     col_block_a = np.concatenate(col_block).astype(np.int64)
     present, block_start = np.unique(col_block_a, return_index=True)
@@ -519,23 +530,8 @@ def _month_structure(problem: AllocationProblem, forced: np.ndarray | None) -> S
             cols_members.append((sel, pc))
         if not cols_b:
             continue
-        blk = np.concatenate(cols_b)
-        order = np.argsort(blk, kind="stable")
-        col_ids = np.empty(len(blk), np.int64)
-        col_ids[order] = n_cols + np.arange(len(blk))
-        start = 0
-        for (sel, pc), bb in zip(cols_members, cols_b):
-            ids = col_ids[start:start + len(sel)]
-            start += len(sel)
-            for j in range(k):
-                if pc[j] >= 0:
-                    mem_col.append(ids)
-                    mem_item.append(itm[sel, j])
-                    mem_opt.append(np.full(len(sel), pc[j], np.int64))
-        col_block.append(blk[order])
-        col_val_int.append(np.concatenate(cols_v)[order])
-        col_A_int.append(np.concatenate(cols_A)[order])
-        n_cols += len(blk)
+        n_cols = _append_columns(n_cols, k, itm, cols_b, cols_v, cols_A, cols_members,
+                                 (col_block, col_val_int, col_A_int), (mem_col, mem_item, mem_opt))
     cat = lambda parts, dt, shape: np.concatenate(parts).astype(dt) if parts else np.zeros(shape, dt)  # noqa: E731
     col_block_a = cat(col_block, np.int64, (0,))
     present, block_start = np.unique(col_block_a, return_index=True)
