@@ -312,6 +312,22 @@ def _company_groups(problem: AllocationProblem, forced: np.ndarray | None = None
     return np.split(items, cuts)
 
 
+def _exact_blocks(problem: AllocationProblem, forced: np.ndarray, L: int) -> tuple[list[np.ndarray], np.ndarray, int, np.ndarray]:
+    """(company groups solved exactly as blocks, which items are in one, how many groups were too
+    large and stay relaxed, each company's residual cap)."""
+    comp_cap = company_residual_caps(problem, forced)
+    in_block = np.zeros(problem.n_items, bool)
+    blocks: list[np.ndarray] = []
+    relaxed = 0
+    for g in _company_groups(problem, forced):
+        if (L + 1) ** len(g) <= MAX_BLOCK_COMBINATIONS:
+            blocks.append(g)
+            in_block[g] = True
+        else:
+            relaxed += 1
+    return blocks, in_block, relaxed, comp_cap
+
+
 def _append_columns(n_cols: int, k: int, itm: np.ndarray, cols_b: list, cols_v: list, cols_A: list,
                     cols_members: list, columns: tuple[list, list, list], members: tuple[list, list, list]) -> int:
     """One company size's block columns, numbered from n_cols in block order: (block, value,
@@ -359,17 +375,7 @@ def build_structure(problem: AllocationProblem, forced: np.ndarray | None = None
     amax = np.abs(np.where(allowed[:, :, None], A, 0)).max(axis=(0, 1), initial=0).astype(np.float64)
     rscale = np.where(amax > 0, amax, 1.0)
 
-    groups = _company_groups(problem, forced)
-    comp_cap = company_residual_caps(problem, forced)
-    in_block = np.zeros(n, bool)
-    blocks: list[np.ndarray] = []
-    relaxed = 0
-    for g in groups:
-        if (L + 1) ** len(g) <= MAX_BLOCK_COMBINATIONS:
-            blocks.append(g)
-            in_block[g] = True
-        else:
-            relaxed += 1
+    blocks, in_block, relaxed, comp_cap = _exact_blocks(problem, forced, L)
 
     # single-item blocks: one column per allowed option
     single = ~in_block
@@ -480,17 +486,7 @@ def _month_structure(problem: AllocationProblem, forced: np.ndarray | None) -> S
         amax[R + q] = float(np.abs(np.where(allowed, problem.cover[q], 0)).max(initial=0))
     rscale = np.where(amax > 0, amax, 1.0)
 
-    groups = _company_groups(problem, forced)
-    comp_cap = company_residual_caps(problem, forced)
-    in_block = np.zeros(n, bool)
-    blocks: list[np.ndarray] = []
-    relaxed = 0
-    for g in groups:
-        if (L + 1) ** len(g) <= MAX_BLOCK_COMBINATIONS:
-            blocks.append(g)
-            in_block[g] = True
-        else:
-            relaxed += 1
+    blocks, in_block, relaxed, comp_cap = _exact_blocks(problem, forced, L)
     single = ~in_block & allowed.any(axis=1)
     col_block, col_val_int, col_A_int = [], [], []
     mem_col, mem_item, mem_opt = [], [], []
