@@ -121,6 +121,33 @@ def test_factored_month_dual_equals_the_dense_one(data):
         assert np.array_equal(st_.used, lp_guided._State(dense, Sd, choice).used)
 
 
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_month_pricing_in_chunks_and_threads_gives_the_same_numbers(monkeypatch, data):
+    """The dual prices a month round's items in chunks, two chunks at a time with two workers:
+    the best options and values are identical for one and two threads, and equal (to float
+    noise) the reduced values priced in one piece."""
+    model = _two_type_model(data)
+    S = lp_guided.build_structure(model.problem)
+    P = S.pricing
+    rng = np.random.default_rng(data.draw(st.integers(0, 10**6)))
+    mu = rng.random(S.D) * (rng.random(S.D) < 0.7) / S.rscale
+    whole = P.reduced(mu)
+    monkeypatch.setattr(lp_guided, "PRICING_CHUNK_ITEMS", data.draw(st.integers(1, 3)))
+    assert len(P._chunks()) > 1 or len(P.order) <= 3
+    P.threads = 1
+    v1, o1 = P.best(mu)
+    P.threads = 2
+    v2, o2 = P.best(mu)
+    assert np.array_equal(v1, v2) and np.array_equal(o1, o2)
+    assert np.allclose(P.reduced(mu), whole, rtol=1e-12, atol=1e-12, equal_nan=True)
+    finite = np.isfinite(v1)
+    n = len(P.order)
+    assert np.allclose(v1[finite], whole[np.arange(n), o1][finite], rtol=1e-12, atol=1e-12)
+    assert np.allclose(v1[finite], np.max(whole, axis=1)[finite], rtol=1e-12, atol=1e-12)
+
+
 def test_tied_items_are_spread_over_their_starts_not_piled():
     # three 1-month projects of 10 h, 10 h free in each of three months: at prices 0 every start
     # ties; the first start for all would put 30 h into 2026-11
