@@ -1469,9 +1469,10 @@ def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np
     large = rounds == [[core_items]] and core_items < len(order)
     if large and S.monthly:
         # by month the rounding leaves more behind (GPU months the budget cannot reach): a
-        # second, twice larger core after the first (10k x 6 months: 7.7e-5 below the bound
-        # after the top-up, 1.9e-5 after cores of 1.8k then 3.2k items at 10 + 10 deterministic s)
-        rounds = [[core_items], [min(2 * core_items, len(order))]]
+        # second, twice larger core beside the first (two workers) or after it (one worker;
+        # the caller then gives the polish twice the deterministic time)
+        sizes = [core_items, min(2 * core_items, len(order))]
+        rounds = [sizes] if workers >= 2 else [[k] for k in sizes]
     lanes = max(len(r) for r in rounds)
     n_comp = int(problem.company.max()) + 1
     parameters = large_core_parameters if large and not S.monthly else None
@@ -1611,7 +1612,8 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
             choice = incumbent.copy()
     before_polish = problem.objective(choice)
     t = time.perf_counter()
-    dtime = min(float(time_limit_s), POLISH_DTIME * (2 if S.monthly else 1))
+    # a month round with one worker polishes its two cores one after the other (see polish)
+    dtime = min(float(time_limit_s), POLISH_DTIME * (2 if S.monthly and workers < 2 else 1))
     choice, pinfo = polish(problem, S, choice, red, core_items=polish_core, dtime=dtime,
                            workers=workers, seed=seed, large_core_parameters=large_core_parameters)
     timings["polish"] = round(time.perf_counter() - t, 3)
