@@ -518,14 +518,22 @@ def _month_structure(problem: AllocationProblem, forced: np.ndarray | None) -> S
     M, T, Lv = w.months, w.hours.shape[2], w.hours.shape[1]
     amax = np.zeros(D)
     by_start = allowed.reshape(n, Lv, M)
-    for start in range(M):
-        on = by_start[:, :, start]
-        if not on.any():
-            continue
-        for month in range(start, M):
-            part = hours_in_month(w.hours, w.duration[:, None, None], month - start)   # (n, Lv, T)
-            top = np.where(on[:, :, None], part, 0).max(axis=(0, 1))
-            amax[np.arange(T) * M + month] = np.maximum(amax[np.arange(T) * M + month], top)
+    types = np.arange(T) * M
+    # per duration d and start s: the largest floor share (months s..s+d-2) and remainder (month
+    # s+d-1) of an allowed option, as hours_in_month spreads them; months past the last: none
+    for d in np.unique(w.duration).tolist():
+        g = np.flatnonzero(w.duration == d)
+        share = hours_in_month(w.hours[g], d, 0)                 # (k, Lv, T)
+        rest = hours_in_month(w.hours[g], d, d - 1)
+        for start in range(M):
+            on = by_start[g, :, start][:, :, None]
+            if not on.any():
+                continue
+            top_share = np.where(on, share, 0).max(axis=(0, 1))
+            top_rest = np.where(on, rest, 0).max(axis=(0, 1))
+            for k in range(min(d, M - start)):
+                top = top_rest if k == d - 1 else top_share
+                amax[types + start + k] = np.maximum(amax[types + start + k], top)
     amax[R - 1] = float(np.where(allowed, w.awarded, 0).max(initial=0))
     for q in range(Q):
         amax[R + q] = float(np.abs(np.where(allowed, problem.cover[q], 0)).max(initial=0))
