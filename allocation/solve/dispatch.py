@@ -187,7 +187,7 @@ def solve_round(problem: AllocationProblem, settings: SolverSection, *,
     Q = len(problem.cover_names)
 
     if strategy == "lp_guided":
-        dual = lp_guided.dual_prices(work, forced=forced, workers=args.get("workers", 1))
+        dual = lp_guided.dual_prices(work, forced=forced, workers=args["workers"])
         solution = lp_guided.solve_lp_guided(work, dual=dual, forced=forced, **args)
         used = "lp_guided" if fixed is None else FIXED_AWARDS_LARGE_STRATEGY
     else:
@@ -234,7 +234,7 @@ def solve_round(problem: AllocationProblem, settings: SolverSection, *,
         for q, name in enumerate(problem.cover_names):
             relaxed_problem = work.without_quota(q)
             relaxed = lp_guided.dual_prices(relaxed_problem, lam0=np.delete(dual.dual.lam, R + q),
-                                            forced=forced, workers=args.get("workers", 1))
+                                            forced=forced, workers=args["workers"])
             costs[name] = max(int(math.floor(relaxed.dual.bound - dual.dual.bound)), 0)
             if solution.objective == 0 and fixed is None:
                 full = solve(relaxed_problem, strategy=strategy, **args)

@@ -153,7 +153,7 @@ class MonthPricing:
         self.threads = 1        # chunks of best() evaluated side by side (the dual's workers)
 
     def _tables(self, mu: np.ndarray) -> tuple[dict[int, np.ndarray], np.ndarray]:
-        """Per duration d the (2T, M) table G with G[:, s] = the price of a start s per unit of
+        """Per duration d an (M, 2T) table whose row s is the price of a start s per unit of
         [floor share per type, remainder per type]; and the (n*Lv,) price of the budget and
         quota rows per level (duration order)."""
         M, T = self.M, self.T
