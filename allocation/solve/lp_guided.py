@@ -796,10 +796,10 @@ def minimise_dual(S: Structure, lam0: np.ndarray, *, max_iterations: int = DUAL_
     """Box-step stabilised cutting planes (Marsten's boxstep) over the D prices.
 
     f is modelled part by part (evaluate_cuts): a month round's parts are its cut groups (items
-    of one duration and main GPU type, and the company blocks), each with cuts of its own, so
-    that one evaluation teaches the master as much as 25 would with one cut for the whole of f
-    (100k x 6 months: 21 iterations instead of 162, to the same bound within 3e-11). A single-period round
-    has one part: plain cutting planes.
+    of one duration and main GPU type, and the company blocks), each with cuts of its own: one
+    evaluation adds a cut per part instead of one for the whole of f (100k x 6 months: 21
+    iterations instead of 162, to the same bound within 3e-11). A single-period round has one
+    part: plain cutting planes, as before.
 
     known_min: min f when known from elsewhere (normalised units; the LP optimum of the whole
     problem when there are no company blocks): reaching it within KNOWN_MIN_TOLERANCE ends the
