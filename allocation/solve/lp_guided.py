@@ -1370,39 +1370,38 @@ def _month_prefilter(problem: AllocationProblem, S: Structure, st: _State, prior
     w: MonthlyWeight = problem.weight
     R = len(problem.capacity)
     resid = st.resid()
+    cur = st.choice[rows]
+    funded = cur >= 0
+    comp_resid = st.comp_resid()[problem.company[rows]][:, None]
     P = S.pricing
-    if P is not None and P.level_value is not None and P.level_cw is not None and len(rows):
-        # value, company weight and budget depend on the level only: those tests on (k, levels)
-        # first, the start-dependent ones on the items with a level left (the budget is nearly
-        # full after the first passes: few are)
+    if P is not None and P.level_value is not None and P.level_cw is not None:
+        # value, company weight and budget depend on the level only: tested on (k, levels), the
+        # start-dependent tests then only on the items with a level left (after the first passes
+        # the budget is nearly full: few are)
         M = w.months
-        cur = st.choice[rows]
-        funded = cur >= 0
         lv = np.maximum(cur, 0) // M
         k = np.arange(len(rows))
         lval, lcw, law = P.level_value[rows], P.level_cw[rows], P.level_awarded[rows]
         zero = np.zeros(len(rows), np.int64)
         ok = lval > np.where(funded, lval[k, lv], zero)[:, None]
-        ok &= (lcw - np.where(funded, lcw[k, lv], zero)[:, None]) <= st.comp_resid()[problem.company[rows]][:, None]
+        ok &= (lcw - np.where(funded, lcw[k, lv], zero)[:, None]) <= comp_resid
         ok &= (law - np.where(funded, law[k, lv], zero)[:, None]) <= resid[R - 1]
-        rows = rows[ok.any(axis=1)]
-        if len(rows) == 0:
-            return rows, rows.copy()
-    cur = st.choice[rows]
-    curc = np.maximum(cur, 0)
-    funded = cur >= 0
-    value = problem.value[rows]
-    cur_val = np.where(funded, value[np.arange(len(rows)), curc], 0)
-    cand = problem.allowed[rows] & np.isfinite(priority[rows]) & (value > cur_val[:, None])
-    del value
-    cw = problem.company_weight[rows]
-    cur_cw = np.where(funded, cw[np.arange(len(rows)), curc], 0)
-    cand &= (cw - cur_cw[:, None]) <= st.comp_resid()[problem.company[rows]][:, None]
-    del cw
-    aw = w.awarded[rows]
-    cur_aw = np.where(funded, aw[np.arange(len(rows)), curc], 0)
-    cand &= (aw - cur_aw[:, None]) <= resid[R - 1]
-    del aw
+        keep = ok.any(axis=1)
+        rows, funded = rows[keep], funded[keep]
+        cand = problem.allowed[rows] & np.isfinite(priority[rows]) & np.repeat(ok[keep], M, axis=1)
+    else:
+        curc = np.maximum(cur, 0)
+        at = np.arange(len(rows))
+        value = problem.value[rows]
+        cand = problem.allowed[rows] & np.isfinite(priority[rows]) \
+            & (value > np.where(funded, value[at, curc], 0)[:, None])
+        del value
+        cw = problem.company_weight[rows]
+        cand &= (cw - np.where(funded, cw[at, curc], 0)[:, None]) <= comp_resid
+        del cw
+        aw = w.awarded[rows]
+        cand &= (aw - np.where(funded, aw[at, curc], 0)[:, None]) <= resid[R - 1]
+        del aw
     new = cand & ~funded[:, None]
     left = np.flatnonzero(new.any(axis=1))          # the GPU test only where something is left
     new[left] &= w.fits(resid[:R - 1], rows[left])
