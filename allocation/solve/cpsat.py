@@ -53,6 +53,23 @@ def _cpsat_parameters(solver: cp_model.CpSolver, *, time_limit_s: float, workers
     p.log_search_progress = False
 
 
+class _StopAt(cp_model.CpSolverSolutionCallback):
+    """Ends the search at the first solution of objective >= target (solve_cpsat's stop_at)."""
+
+    def __init__(self, target: int, var_index: np.ndarray, coef: np.ndarray):
+        super().__init__()
+        self.target = int(target)
+        self.var_index, self.coef = var_index, coef    # the objective's terms
+        self.reached = False
+
+    def on_solution_callback(self) -> None:
+        # exact, in int64 (check_overflow: |sum| < 2**62), not CP-SAT's float objective_value
+        values = np.asarray(self.response_proto.solution, dtype=np.int64)[self.var_index]
+        if int(values @ self.coef) >= self.target:
+            self.reached = True
+            self.stop_search()
+
+
 def solve_cpsat(
     problem: AllocationProblem,
     *,
@@ -62,12 +79,16 @@ def solve_cpsat(
     hint: np.ndarray | None = None,
     fixed: dict[int, int] | None = None,
     parameters: dict[str, object] | None = None,
+    stop_at: int | None = None,
 ) -> Solution:
     """Solve exactly with CP-SAT (deterministic for a given problem, seed and workers).
 
     hint:  choice vector (-1 = none) given to CP-SAT as a complete solution hint.
     fixed: item -> option forced in the solution (-1 = forced to none).
     parameters: further CP-SAT parameters (name -> value), set after the defaults.
+    stop_at: stop at the first solution whose objective is at least this (details["stopped_by"]
+    "target"); with one worker the solutions come in a fixed order, so where it stops is
+    deterministic too.
     """
     start = time.perf_counter()
     n, L = problem.n_items, problem.n_options
@@ -146,12 +167,15 @@ def solve_cpsat(
     _cpsat_parameters(solver, time_limit_s=time_limit_s, workers=workers, seed=seed)
     for name, value in (parameters or {}).items():
         setattr(solver.parameters, name, value)
-    status = solver.solve(model)
+    stopper = _StopAt(stop_at, var_index[nz], obj_coef[nz]) if stop_at is not None else None
+    status = solver.solve(model, stopper)
     if status == cp_model.MODEL_INVALID:
         raise RuntimeError(f"CP-SAT rejected the model: {model.validate()}")
 
     if status in (cp_model.OPTIMAL, cp_model.INFEASIBLE):
         stopped_by = "proof"
+    elif stopper is not None and stopper.reached:
+        stopped_by = "target"
     elif solver.deterministic_time >= solver.parameters.max_deterministic_time:
         stopped_by = "deterministic_limit"
     else:

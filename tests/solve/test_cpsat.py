@@ -130,6 +130,27 @@ def test_deterministic_when_stopped_by_time_limit():
         assert s.deterministic_time == runs[0].deterministic_time
 
 
+def test_stop_at_ends_the_search_at_the_first_solution_that_reaches_it():
+    """stop_at: the search ends at the first solution at least that good (exact, in integers),
+    repeatably; a target above the optimum changes nothing (the search runs to its proof)."""
+    p = random_hard_problem(80, seed=1)
+    full = solve_cpsat(p, time_limit_s=5.0, workers=1, seed=0)
+    assert_valid(p, full)
+    target = full.objective - full.objective // 50        # 2% below what the full search finds
+    runs = [solve_cpsat(p, time_limit_s=5.0, workers=1, seed=0, stop_at=target) for _ in range(2)]
+    for s in runs:
+        assert_valid(p, s)
+        assert s.details["stopped_by"] == "target"
+        assert target <= s.objective <= full.objective
+        assert s.deterministic_time <= full.deterministic_time
+    assert np.array_equal(runs[0].choice, runs[1].choice)
+    small = random_tiny_problem(7)
+    opt, _ = brute_force(small)
+    exact = solve_cpsat(small, time_limit_s=5.0, workers=1, seed=0, stop_at=opt + 1)
+    assert exact.status == "optimal" and exact.objective == opt
+    assert exact.details["stopped_by"] == "proof"
+
+
 def test_deterministic_with_many_equal_optima():
     p = many_ties_problem(40)
     runs = [solve_cpsat(p, time_limit_s=5.0, workers=2) for _ in range(3)]

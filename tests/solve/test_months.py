@@ -297,10 +297,8 @@ def test_shift_to_slack_moves_a_project_out_of_a_full_month():
     assert model.option_start[shifted].tolist() == [0] and model.option_level[shifted].tolist() == [1]
 
 
-def test_month_polish_runs_its_two_cores_side_by_side_with_two_workers():
-    """A month round larger than the polish core: with two workers its two cores (k and 2k items)
-    are solved side by side in one round, with one worker one after the other; either way every
-    limit holds, the polish never lowers the objective, and a second run gives the same answer."""
+def _four_month_round():
+    """30 applications over 4 months and two GPU types, three companies (seed 3)."""
     rng = np.random.default_rng(3)
     months = ("2026-11", "2026-12", "2027-01", "2027-02")
     apps = []
@@ -310,7 +308,14 @@ def test_month_polish_runs_its_two_cores_side_by_side_with_two_workers():
                      "hours": {"H100": int(rng.integers(10, 60)), "A100": int(rng.integers(5, 40))},
                      "score": int(rng.integers(6000, 9999)), "company": i % 3})
     capacity = {(g, m): int(rng.integers(60, 160)) for g in ("H100", "A100") for m in months}
-    p = build_model(*_frames(apps, capacity, {"H100": 1000, "A100": 700}), _config(900_000, 600_000)).problem
+    return build_model(*_frames(apps, capacity, {"H100": 1000, "A100": 700}), _config(900_000, 600_000)).problem
+
+
+def test_month_polish_runs_its_two_cores_side_by_side_with_two_workers():
+    """A month round larger than the polish core: with two workers its two cores (k and 2k items)
+    are solved side by side in one round, with one worker one after the other; either way every
+    limit holds, the polish never lowers the objective, and a second run gives the same answer."""
+    p = _four_month_round()
     rounds = {}
     for workers in (1, 2):
         sol = lp_guided.solve_lp_guided(p, time_limit_s=5, workers=workers, seed=0, polish_core=4)
@@ -320,3 +325,42 @@ def test_month_polish_runs_its_two_cores_side_by_side_with_two_workers():
         again = lp_guided.solve_lp_guided(p, time_limit_s=5, workers=workers, seed=0, polish_core=4)
         assert np.array_equal(again.choice, sol.choice)
     assert rounds == {1: [0, 1], 2: [0, 0]}
+
+
+def test_month_target_objective_is_the_least_objective_within_the_gap():
+    for bound in (1.7316896202220388e15, 1.760908157495e16, 1.759077e17, 12345.5, 1e6):
+        for gap in (1e-5, 1e-3):
+            z = lp_guided.month_target_objective(bound, gap)
+            assert (bound - z) / bound <= gap < (bound - (z - 1)) / bound
+    assert lp_guided.month_target_objective(0.0) is None
+    assert lp_guided.month_target_objective(float("inf")) is None
+
+
+def test_month_polish_stops_at_its_target_and_changes_nothing_when_it_is_out_of_reach():
+    """The large month polish with a target: from an empty allocation, a target above the bound
+    gives exactly the polish without one; a target the allocation already reaches runs no core;
+    one in between ends at an allocation that reaches it, within every limit, with no more
+    deterministic time than the full polish."""
+    p = _four_month_round()
+    d = lp_guided.dual_prices(p)
+    S = d.structure
+    red = lp_guided.item_reduced(S, d.dual.lam)
+    empty = np.full(p.n_items, -1, np.int64)
+
+    def run(target):
+        return lp_guided.polish(p, S, empty, red, core_items=4, dtime=5.0, workers=2, seed=0,
+                                target_objective=target)
+
+    free, free_info = run(None)
+    assert p.objective(free) > 0 and free_info["steps"]
+    never, never_info = run(int(d.dual.bound) + 10)
+    assert np.array_equal(never, free) and never_info["steps"] == free_info["steps"]
+    assert not never_info.get("stopped_at_target")
+    at_start, start_info = run(0)
+    assert np.array_equal(at_start, empty) and start_info["steps"] == []
+    assert start_info["stopped_at_target"]
+    target = p.objective(free) // 2
+    half, half_info = run(target)
+    assert not p.violations(half)
+    assert p.objective(half) >= target and half_info["stopped_at_target"]
+    assert half_info["polish_deterministic_time"] <= free_info["polish_deterministic_time"]
