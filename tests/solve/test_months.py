@@ -364,3 +364,20 @@ def test_month_polish_stops_at_its_target_and_changes_nothing_when_it_is_out_of_
     assert not p.violations(half)
     assert p.objective(half) >= target and half_info["stopped_at_target"]
     assert half_info["polish_deterministic_time"] <= free_info["polish_deterministic_time"]
+
+
+def test_a_month_round_within_its_target_gap_is_not_polished(monkeypatch):
+    """solve_lp_guided on a large month round (core smaller than the round): with a tolerance
+    every allocation meets, no core is solved and solution.json will say why it stopped; with
+    none the polish runs its rounds as before."""
+    p = _four_month_round()
+    monkeypatch.setattr(lp_guided, "MONTH_POLISH_TARGET_GAP", 1.0)
+    loose = lp_guided.solve_lp_guided(p, time_limit_s=5, workers=2, seed=0, polish_core=4)
+    assert loose.details["stopped_by"] == "gap_target"
+    assert loose.details["polish"]["steps"] == []
+    assert loose.objective == loose.details["objective_before_polish"]
+    monkeypatch.setattr(lp_guided, "MONTH_POLISH_TARGET_GAP", 0.0)
+    tight = lp_guided.solve_lp_guided(p, time_limit_s=5, workers=2, seed=0, polish_core=4)
+    assert tight.details["stopped_by"] != "gap_target"
+    assert [st["round"] for st in tight.details["polish"]["steps"]] == [0, 0]
+    assert not p.violations(tight.choice) and tight.objective >= loose.objective
