@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from allocation.model.money import hours_in_month
+from allocation.model.money import hours_by_month, hours_in_month
 
 
 class MonthlyWeight:
@@ -56,10 +56,9 @@ class MonthlyWeight:
         M = self.months
         T = self.hours.shape[2]
         h = self.hours[items, options // M]                 # (k, T)
-        d = self.duration[items][:, None, None]
-        k = np.arange(M)[None, None, :] - (options % M)[:, None, None]
+        gpu = hours_by_month(h, self.duration[items], options % M, M)     # (k, T, M)
         out = np.empty((len(items), T * M + 1), np.int64)
-        out[:, :-1] = hours_in_month(h[:, :, None], d, k).reshape(len(items), T * M)
+        out[:, :-1] = gpu.reshape(len(items), T * M)
         out[:, -1] = self.awarded[items, options]
         return out
 

@@ -1353,7 +1353,7 @@ def shift_to_slack(problem: AllocationProblem, S: Structure, choice: np.ndarray,
     pi, po = np.nonzero(same)
     if len(pi) == 0:
         return st.choice
-    now = S.A[funded[pi], cur[pi]][:, :G]
+    now = S.A[funded, cur][:, :G][pi]          # each funded item's rows once, not once per alternative
     delta = S.A[funded[pi], po][:, :G] - now
     useful = (delta[:, full] < 0).any(axis=1) & ~(delta[:, full] > 0).any(axis=1) \
         & (delta <= resid).all(axis=1)

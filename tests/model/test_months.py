@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from allocation.config import parse_config
 from allocation.model.build import build_model
-from allocation.model.money import hours_in_month
+from allocation.model.money import hours_by_month, hours_in_month
 from allocation.model.reserve import hold_back_reserve
 from allocation.solve.brute_force import brute_force
 from allocation.solve.cpsat import solve_cpsat
@@ -258,3 +258,22 @@ def test_monthly_weight_total_and_fits_on_a_subset(data):
     resid = rng.integers(0, 60, size=T * M)
     sub = np.unique(rng.integers(0, n, size=3))
     assert np.array_equal(w.fits(resid, sub), (dense[:-1, sub] <= resid[:, None, None]).all(axis=0))
+
+
+def test_hours_by_month_is_hours_in_month_for_many_awards_at_once():
+    """The vectorised spreading (MonthlyWeight.usage) gives hours_in_month's integers for every
+    award, type and month: durations 1..M, starts up to the last month (projects running past
+    it are cut off), hours below the duration (floor 0, all in the last month)."""
+    rng = np.random.default_rng(11)
+    for months in (1, 2, 6, 12):
+        k = 4000
+        hours = rng.integers(0, 50, (k, 3))
+        hours[::7] = rng.integers(0, 3, (len(hours[::7]), 3))
+        duration = rng.integers(1, months + 1, k)
+        start = rng.integers(0, months, k)
+        got = hours_by_month(hours, duration, start, months)
+        rel = np.arange(months)[None, None, :] - start[:, None, None]
+        want = hours_in_month(hours[:, :, None], duration[:, None, None], rel)
+        assert got.dtype == np.int64 and np.array_equal(got, want)
+        inside = start + duration <= months          # whole projects keep every hour
+        assert np.array_equal(got[inside].sum(axis=2), hours[inside])
