@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from ortools.linear_solver import pywraplp
+from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from allocation.model.money import hours_in_month
 from allocation.model.problem import AllocationProblem, MonthlyWeight, Solution
@@ -559,9 +559,12 @@ def _month_structure(problem: AllocationProblem, forced: np.ndarray | None) -> S
         raise ValueError("a forced option is not allowed")
     b_dual = b - (A[fi, forced[fi]].sum(axis=0) if len(fi) else 0)
     v_forced = int(problem.value[fi, forced[fi]].sum()) if len(fi) else 0
-    allowed = problem.allowed.astype(bool) & (forced < 0)[:, None]
-    value = problem.value.astype(np.int64)
-    vmax = float(np.abs(np.where(allowed, value, 0)).max(initial=0))
+    # (no copies of the (n, L) arrays where they already have the dtype: 36M options at 1M x 12)
+    allowed = np.asarray(problem.allowed, bool) & (forced < 0)[:, None]
+    value = np.asarray(problem.value, np.int64)
+    masked = np.where(allowed, value, 0)
+    vmax = float(max(masked.max(initial=0), -masked.min(initial=0)))
+    del masked
     vscale = vmax if vmax > 0 else 1.0
     # row scales as build_structure's: the largest |coefficient| of an allowed option per row
     w: MonthlyWeight = problem.weight
@@ -772,13 +775,21 @@ class DualResult:
 
 def _master(cuts, center: np.ndarray, f_center: float, delta: float):
     """min sum of t[k] over the cutting-plane model within the box |lam - center| <= delta,
-    lam >= 0: a cut (fg, gg, lam_k) says part k of f is at least fg[k] + gg[k].(lam - lam_k)."""
+    lam >= 0: a cut (fg, gg, lam_k) says part k of f is at least fg[k] + gg[k].(lam - lam_k).
+
+    Built as an MPModelProto for GLOP (variables d[0..D-1] then t[0..G-1], one row per cut and
+    part, in that order): the same model the MPSolver calls built before, without one Python
+    call per coefficient (1M x 12 months: 1.1M calls in 44 iterations)."""
     D = len(center)
     G = len(cuts[0][0])
-    solver = pywraplp.Solver.CreateSolver("GLOP")
     scale = max(abs(f_center), 1e-300)
-    d = [solver.NumVar(max(-float(center[j]), -delta), delta, f"d{j}") for j in range(D)]
-    t = [solver.NumVar(-solver.infinity(), solver.infinity(), "t" if k == 0 else f"t{k}") for k in range(G)]
+    proto = linear_solver_pb2.MPModelProto(maximize=False)
+    for j in range(D):
+        proto.variable.add(lower_bound=max(-float(center[j]), -delta), upper_bound=delta,
+                           objective_coefficient=0.0, name=f"d{j}")
+    for k in range(G):
+        proto.variable.add(lower_bound=-math.inf, upper_bound=math.inf, objective_coefficient=1.0,
+                           name="t" if k == 0 else f"t{k}")
     for fg, gg, lam_k in cuts:
         base = center - lam_k
         for k in range(G):
@@ -786,19 +797,21 @@ def _master(cuts, center: np.ndarray, f_center: float, delta: float):
             # (relative to f_center, scaled)
             g_k = gg[k]
             const = (fg[k] - (f_center if k == 0 else 0.0) + float(g_k @ base)) / scale
-            ct = solver.Constraint(const, solver.infinity())
-            ct.SetCoefficient(t[k], 1.0)
-            for j in range(D):
-                if g_k[j] != 0:
-                    ct.SetCoefficient(d[j], -float(g_k[j]) / scale)
-    for k in range(G):
-        solver.Objective().SetCoefficient(t[k], 1.0)
-    solver.Objective().SetMinimization()
-    status = solver.Solve()
-    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+            nz = np.flatnonzero(g_k != 0)
+            ct = proto.constraint.add(lower_bound=const, upper_bound=math.inf)
+            ct.var_index.append(D + k)
+            ct.var_index.extend(nz.tolist())
+            ct.coefficient.append(1.0)
+            ct.coefficient.extend((-g_k[nz] / scale).tolist())
+    request = linear_solver_pb2.MPModelRequest(
+        model=proto, solver_type=linear_solver_pb2.MPModelRequest.GLOP_LINEAR_PROGRAMMING)
+    response = linear_solver_pb2.MPSolutionResponse()
+    pywraplp.Solver.SolveWithProto(request, response)
+    if response.status not in (linear_solver_pb2.MPSOLVER_OPTIMAL, linear_solver_pb2.MPSOLVER_FEASIBLE):
         return None, None
-    step = np.array([v.solution_value() for v in d])
-    return np.maximum(center + step, 0.0), f_center + sum(v.solution_value() for v in t) * scale
+    values = list(response.variable_value)
+    step = np.array(values[:D])
+    return np.maximum(center + step, 0.0), f_center + sum(values[D:]) * scale
 
 
 def minimise_dual(S: Structure, lam0: np.ndarray, *, max_iterations: int = DUAL_MAX_ITERATIONS,
