@@ -35,11 +35,18 @@ def hours_at_level(requested_hours, level: Fraction):
     return floor_share(requested_hours, level)
 
 
+def month_shares(hours, duration):
+    """(floor share, last month's share) of an award of `hours` over `duration` months:
+    floor(hours / duration) in each month but the last, the remainder in the last (ints or
+    arrays that broadcast). The one place of the spreading rule's arithmetic."""
+    base = hours // duration
+    return base, hours - (duration - 1) * base
+
+
 def hours_in_month(hours, duration, k):
     """Hours of an award in month k (0-based) of its duration: floor(hours / duration) in each
     month but the last, the remainder in the last; 0 outside the duration (ints or arrays)."""
-    base = hours // duration
-    last = hours - (duration - 1) * base
+    base, last = month_shares(hours, duration)
     return np.where((k < 0) | (k >= duration), 0, np.where(k == duration - 1, last, base))
 
 
@@ -51,8 +58,7 @@ def hours_by_month(hours: np.ndarray, duration: np.ndarray, start: np.ndarray, m
     hours = np.asarray(hours, np.int64)
     duration = np.asarray(duration, np.int64)
     start = np.asarray(start, np.int64)
-    base = hours // duration[:, None]
-    last = hours - (duration - 1)[:, None] * base
+    base, last = month_shares(hours, duration[:, None])
     rel = np.arange(months)[None, :] - start[:, None]          # (k, months): month - start
     before_last = (rel >= 0) & (rel < (duration - 1)[:, None])
     out = np.empty((len(hours), hours.shape[1], months), np.int64)

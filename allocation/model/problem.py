@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from allocation.model.money import hours_by_month, hours_in_month
+from allocation.model.money import hours_by_month, hours_in_month, month_shares
 
 
 class MonthlyWeight:
@@ -83,8 +83,7 @@ class MonthlyWeight:
         out[-1] = int(self.awarded[items, options].sum())
         d = self.duration[items]
         h = self.hours[items, options // M]                     # (k, T)
-        base = h // d[:, None]
-        last = h - (d - 1)[:, None] * base
+        base, last = month_shares(h, d[:, None])
         key = (options % M) * (M + 1) + d
         order = np.argsort(key, kind="stable")
         keys, first = np.unique(key[order], return_index=True)
@@ -125,8 +124,7 @@ class MonthlyWeight:
                 if d > 1:
                     low[:, s] = res[:, s:min(s + d - 1, M)].min(axis=1)
             h = self.hours[items[sel]]                            # (k, L, T)
-            base = h // d
-            last = h - (d - 1) * base
+            base, last = month_shares(h, d)
             out[sel] = ((base[:, :, :, None] <= low) & (last[:, :, :, None] <= end)).all(axis=2)
         return out.reshape(n, L * M)
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.linear_solver import linear_solver_pb2, pywraplp
 
-from allocation.model.money import hours_in_month
+from allocation.model.money import hours_in_month, month_shares
 from allocation.model.problem import AllocationProblem, MonthlyWeight, Solution
 from allocation.solve.arrays import float_at_least
 from allocation.solve.cpsat import solve_cpsat
@@ -145,9 +145,9 @@ class MonthPricing:
         dur = w.duration[self.order]
         d = dur[:, None, None]
         h = w.hours[self.order]
-        base = h // d
+        base, last = month_shares(h, d)
         # items sorted by duration, rows (item, level), columns [floor share per type, remainder]
-        self.F = np.ascontiguousarray(np.concatenate([base, h - (d - 1) * base], axis=2)
+        self.F = np.ascontiguousarray(np.concatenate([base, last], axis=2)
                                       .astype(np.float64).reshape(n * Lv, 2 * T))
         self.FT = np.ascontiguousarray(self.F.T)                        # (2T, n*Lv)
         keys, starts = np.unique(dur, return_index=True)
