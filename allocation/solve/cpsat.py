@@ -80,6 +80,7 @@ def solve_cpsat(
     fixed: dict[int, int] | None = None,
     parameters: dict[str, object] | None = None,
     stop_at: int | None = None,
+    must_fund: np.ndarray | None = None,
 ) -> Solution:
     """Solve exactly with CP-SAT (deterministic for a given problem, seed and workers).
 
@@ -89,6 +90,8 @@ def solve_cpsat(
     stop_at: stop at the first solution whose objective is at least this (details["stopped_by"]
     "target"); with one worker the solutions come in a fixed order, so where it stops is
     deterministic too.
+    must_fund: items that must take one of their options (exactly one instead of at most one;
+    an item with no option left makes the model infeasible).
     """
     start = time.perf_counter()
     n, L = problem.n_items, problem.n_options
@@ -109,11 +112,19 @@ def solve_cpsat(
         ks, c = ks[nz], c[nz]
         return cp_model.LinearExpr.weighted_sum([x[k] for k in ks.tolist()], c.tolist())
 
-    # at most one option per item (variables are grouped by item: np.nonzero is row-major)
+    # at most one option per item, exactly one for must_fund (variables are grouped by item:
+    # np.nonzero is row-major)
+    must = np.zeros(n, bool)
+    if must_fund is not None:
+        must[np.asarray(must_fund, np.int64)] = True
+        if np.setdiff1d(np.flatnonzero(must), ii).size:    # an item that must be funded has no option
+            model.add_bool_or([])
     if K:
         bounds = np.flatnonzero(np.diff(ii)) + 1
         for group in np.split(np.arange(K), bounds):
-            if len(group) > 1:
+            if must[ii[group[0]]]:
+                model.add_exactly_one([x[k] for k in group.tolist()])
+            elif len(group) > 1:
                 model.add_at_most_one([x[k] for k in group.tolist()])
     # fixed options: the only variable left for such an item is forced to 1
     # (items fixed to none have no variable at all)

@@ -151,6 +151,36 @@ def test_stop_at_ends_the_search_at_the_first_solution_that_reaches_it():
     assert exact.details["stopped_by"] == "proof"
 
 
+def _brute_force_funding(problem: AllocationProblem, must: np.ndarray) -> int | None:
+    """Best objective over every choice vector that keeps every limit and funds every item in
+    `must` (None: no such vector), by enumeration."""
+    import itertools
+    best = None
+    for combo in itertools.product(range(-1, problem.n_options), repeat=problem.n_items):
+        c = np.array(combo, np.int64)
+        if (c[must] < 0).any() or problem.violations(c):
+            continue
+        best = max(best if best is not None else -1, problem.objective(c))
+    return best
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**32 - 1), pick=st.integers(min_value=0, max_value=2**7 - 1))
+def test_must_fund_matches_brute_force(seed, pick):
+    """must_fund: the items must take an option (exactly one); the optimum under that rule is
+    brute force's, and no allocation means no_solution."""
+    p = random_tiny_problem(seed)
+    must = np.flatnonzero([(pick >> i) & 1 for i in range(p.n_items)])
+    opt = _brute_force_funding(p, must)
+    sol = solve_cpsat(p, time_limit_s=10.0, workers=1, seed=0, must_fund=must)
+    if opt is None:
+        assert sol.status == "no_solution"
+        return
+    assert_valid(p, sol)
+    assert sol.status == "optimal" and sol.objective == opt
+    assert (sol.choice[must] >= 0).all()
+
+
 def test_deterministic_with_many_equal_optima():
     p = many_ties_problem(40)
     runs = [solve_cpsat(p, time_limit_s=5.0, workers=2) for _ in range(3)]

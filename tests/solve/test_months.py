@@ -381,3 +381,35 @@ def test_a_month_round_within_its_target_gap_is_not_polished(monkeypatch):
     assert tight.details["stopped_by"] != "gap_target"
     assert [st["round"] for st in tight.details["polish"]["steps"]] == [0, 0]
     assert not p.violations(tight.choice) and tight.objective >= loose.objective
+
+
+def test_start_moves_shift_a_funded_project_outside_the_core_to_make_room():
+    """move_starts: A0 (1 month, 10 h) sits in the middle month of three with 10 h each; A1
+    (2 months, 10 h a month) needs two months in a row, and every pair holds the middle one.
+    CP-SAT on a core of A1 alone cannot fund it; moving A0 to an outer month (same level,
+    must stay funded) can, and the result keeps every limit."""
+    model = _model([10, 20], [10, 10, 10], [9000, 8000], [1, 2])
+    p = model.problem
+    S = lp_guided.build_structure(p)
+    M = 3
+    choice = np.array([1 * M + 1, -1])                  # A0 at the full level in the middle month
+    assert not p.violations(choice)
+    red = np.zeros((p.n_items, p.n_options))
+    red[0], red[1] = 1.0, 1e-3                          # A1 is the item nearest zero: the core
+    alone, _ = lp_guided._solve_core(p, choice, np.array([1]), dtime=5.0, seed=0)
+    assert alone[1] == -1                               # the core alone cannot fund A1
+    full = np.array([1 * M + 0, 1 * M + 1])             # A0 in the first month, A1 in the other two
+    assert not p.violations(full)
+    lam = np.ones(S.D)
+    moved, info = lp_guided.move_starts(p, S, choice, red, lam, float(p.objective(full)) * 2,
+                                        core_items=1, dtime=5.0, seed=0,
+                                        target_objective=p.objective(full))
+    assert not p.violations(moved)
+    assert model.option_level[moved].tolist() == [1, 1]
+    assert model.option_start[moved[0]] != 1
+    assert info["movers"] == 1 and info["moved"] == 1 and info["stopped_at_target"]
+    assert p.objective(moved) == p.objective(full)
+    # the same call again gives the same allocation
+    again, _ = lp_guided.move_starts(p, S, choice, red, lam, float(p.objective(full)) * 2,
+                                     core_items=1, dtime=5.0, seed=0, target_objective=p.objective(full))
+    assert np.array_equal(again, moved)
