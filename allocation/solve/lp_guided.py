@@ -68,6 +68,11 @@ SAMPLE_ITEMS = 20_000           # items in the GLOP warm-start LP
 # 10k items: 10.4 s (then 44 dual iterations instead of 35, 13.4 s instead of 9.9)
 SAMPLE_COLUMNS = 360_000
 POLISH_CORE_ITEMS = 1_500
+# A month round's core holds at most this many options (CP-SAT's work grows with its Booleans):
+# 1,500 items at 6 months x 3 levels; 750 at 12 months, where a core of 1,500 items did not
+# improve the 10k round at all in 10 deterministic seconds (5.6e-5 below the bound) and one of
+# 763 reached 1.25e-5
+MONTH_CORE_OPTIONS = 27_000
 POLISH_CORE_FRACTIONS = (0.2, 0.35, 0.5, 1.0)   # LNS core sizes for small problems, one lane
 POLISH_PARALLEL_FRACTIONS = (0.35, 0.5)        # beside a whole-problem lane, two or more lanes
 # CP-SAT parameters for the one core of a large round. linearization_level 2 (LP over all the
@@ -1872,6 +1877,8 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
     t = time.perf_counter()
     # a month round with one worker polishes its two cores one after the other (see polish)
     dtime = min(float(time_limit_s), POLISH_DTIME * (2 if S.monthly and workers < 2 else 1))
+    if S.monthly:
+        polish_core = min(polish_core, max(1, MONTH_CORE_OPTIONS // max(1, problem.n_options)))
     target = month_target_objective(dual.bound) if S.monthly else None
     choice, pinfo = polish(problem, S, choice, red, core_items=polish_core, dtime=dtime,
                            workers=workers, seed=seed, large_core_parameters=large_core_parameters,

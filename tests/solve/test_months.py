@@ -14,6 +14,7 @@ from allocation.config import parse_config
 from allocation.model.build import build_model
 from allocation.solve import lp_guided
 from allocation.solve.brute_force import brute_force
+from tests.solve.builders import random_hard_problem
 from allocation.solve.cpsat import solve_cpsat
 from tests.model.test_months import _config, _frames
 
@@ -415,3 +416,35 @@ def test_start_moves_shift_a_funded_project_outside_the_core_to_make_room():
                                      core_items=1, dtime=5.0, seeds=[0, 1], rounds=2,
                                      target_objective=p.objective(full))
     assert np.array_equal(again, moved)
+
+
+def test_a_month_core_holds_at_most_month_core_options_options(monkeypatch):
+    """The month polish sizes its core by options, not items: MONTH_CORE_OPTIONS // options
+    items when that is fewer than polish_core (12 months x 3 levels: 750 instead of 1,500), for
+    the polish and the start moves alike; a single-period round keeps polish_core."""
+    p = _four_month_round()
+    seen = []
+    real_polish, real_moves = lp_guided.polish, lp_guided.move_starts
+
+    def polish(*args, **kwargs):
+        seen.append(("polish", kwargs["core_items"]))
+        return real_polish(*args, **kwargs)
+
+    def moves(*args, **kwargs):
+        seen.append(("moves", kwargs["core_items"]))
+        return real_moves(*args, **kwargs)
+
+    monkeypatch.setattr(lp_guided, "polish", polish)
+    monkeypatch.setattr(lp_guided, "move_starts", moves)
+    monkeypatch.setattr(lp_guided, "MONTH_POLISH_TARGET_GAP", 0.0)    # never reached: moves run
+    monkeypatch.setattr(lp_guided, "MONTH_CORE_OPTIONS", 3 * p.n_options + 1)
+    sol = lp_guided.solve_lp_guided(p, time_limit_s=2, workers=2, seed=0, polish_core=20)
+    assert seen == [("polish", 3), ("moves", 3)]
+    assert not p.violations(sol.choice)
+    seen.clear()
+    lp_guided.solve_lp_guided(p, time_limit_s=2, workers=2, seed=0, polish_core=2)
+    assert seen == [("polish", 2), ("moves", 2)]      # polish_core is smaller: it stays
+    seen.clear()
+    single = random_hard_problem(40, seed=2)
+    lp_guided.solve_lp_guided(single, time_limit_s=1, workers=2, seed=0, polish_core=20)
+    assert seen == [("polish", 20)]
