@@ -29,7 +29,11 @@ A solution is then built from the prices:
   4. polish: CP-SAT on the undecided core (the items whose reduced value is nearest to zero,
      whole companies), everything else fixed, hinted with the current solution, under a
      deterministic time limit. The core is small, so its objective stays far below int64
-     limits (values ~1e13 x a few thousand items) without rescaling.
+     limits (values ~1e13 x a few thousand items) without rescaling. By month: the core is
+     sized by options (MONTH_CORE_OPTIONS), the polish stops within MONTH_POLISH_TARGET_GAP of
+     the bound, and when it ends short of that,
+  5. start moves (move_starts): the core again, beside the funded projects outside it whose
+     GPU type binds, each free to move its start month at its level but not to leave.
 
 Everything is deterministic: fixed iteration counts and tolerances, CP-SAT with a fixed seed
 and a deterministic time limit; no wall-clock cut-offs.
@@ -1884,9 +1888,11 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
                            workers=workers, seed=seed, large_core_parameters=large_core_parameters,
                            target_objective=target)
     if target is not None and problem.objective(choice) < target:
+        # each solve gets the deterministic time of one polish core (time_limit_s caps it as well)
         lanes = max(1, min(int(workers), MONTH_MOVE_LANES))
         choice, pinfo["start_moves"] = move_starts(
-            problem, S, choice, red, dual.lam, dual.bound, core_items=polish_core, dtime=POLISH_DTIME,
+            problem, S, choice, red, dual.lam, dual.bound, core_items=polish_core,
+            dtime=min(float(time_limit_s), POLISH_DTIME),
             seeds=[seed + j for j in range(lanes)], rounds=MONTH_MOVE_ROUNDS, target_objective=target)
         pinfo["polish_deterministic_time"] = (pinfo.get("polish_deterministic_time", 0.0)
                                               + pinfo["start_moves"]["deterministic_time"])
