@@ -1585,9 +1585,11 @@ def _solve_core(problem: AllocationProblem, choice: np.ndarray, core: np.ndarray
     stop_at = None
     if target is not None:    # the core's share of the target: the rest's value is fixed
         stop_at = int(target) - (int(problem.value[fr, choice[fr]].sum()) if len(fr) else 0)
-    must = None if must_fund is None else np.searchsorted(core, must_fund)
-    if must is not None and not np.array_equal(core[must], must_fund):
-        raise ValueError("must_fund items must be in the core (sorted)")
+    must = None
+    if must_fund is not None:
+        must = np.searchsorted(core, must_fund)
+        if not np.array_equal(core[np.minimum(must, len(core) - 1)], must_fund):
+            raise ValueError("must_fund items must be in the core (sorted)")
     sol = solve_cpsat(sub, time_limit_s=dtime, workers=1, seed=seed, hint=hint, fixed=fixed,
                       parameters=parameters, stop_at=stop_at, must_fund=must)
     new = choice.copy()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -448,3 +449,10 @@ def test_a_month_core_holds_at_most_month_core_options_options(monkeypatch):
     single = random_hard_problem(40, seed=2)
     lp_guided.solve_lp_guided(single, time_limit_s=1, workers=2, seed=0, polish_core=20)
     assert seen == [("polish", 20)]
+
+
+def test_must_fund_outside_the_core_is_refused():
+    p = _four_month_round()
+    choice = np.full(p.n_items, -1, np.int64)
+    with pytest.raises(ValueError, match="must_fund"):
+        lp_guided._solve_core(p, choice, np.array([0, 1]), dtime=1.0, seed=0, must_fund=np.array([5]))
