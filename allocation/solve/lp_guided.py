@@ -30,10 +30,14 @@ A solution is then built from the prices:
      whole companies), everything else fixed, hinted with the current solution, under a
      deterministic time limit. The core is small, so its objective stays far below int64
      limits (values ~1e13 x a few thousand items) without rescaling. By month: the core is
-     sized by options (MONTH_CORE_OPTIONS), the polish stops within MONTH_POLISH_TARGET_GAP of
-     the bound, and when it ends short of that,
-  5. start moves (move_starts): the core again, beside the funded projects outside it whose
-     GPU type binds, each free to move its start month at its level but not to leave.
+     sized by options (MONTH_CORE_OPTIONS), and every step stops once the allocation is within
+     MONTH_POLISH_TARGET_GAP of the bound; until then
+  5. by month, start moves (move_starts: the core again, beside the funded projects outside
+     it whose GPU type binds, each free to move its start month at its level but not to
+     leave) for one round, then the polish, then the other rounds of start moves; the
+     rounding and every CP-SAT solve's allocation get the exchange search (exchange: one
+     project raised or funded, alone or for another lowered or dropped, in exact integers),
+     which finds the one-for-one trades a single-worker CP-SAT tree misses.
 
 Everything is deterministic: fixed iteration counts and tolerances, CP-SAT with a fixed seed
 and a deterministic time limit; no wall-clock cut-offs.
@@ -1395,6 +1399,174 @@ def shift_to_slack(problem: AllocationProblem, S: Structure, choice: np.ndarray,
     return st.choice
 
 
+# pairwise exchange: a month round's local search beside the CP-SAT polish
+EXCHANGE_PASSES = 8         # best-improvement passes at most (10k x 6 months: 2-3 improve)
+EXCHANGE_PER_DROP = 16      # the best few gainers kept per freer (a pass applies disjoint moves)
+EXCHANGE_CHUNK = 256        # freers compared with the gainers at once
+EXCHANGE_ITEMS = 12_000     # items searched at most: those whose reduced value is nearest zero
+
+
+def exchange(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np.ndarray,
+             bound: float, *, passes: int = EXCHANGE_PASSES) -> tuple[np.ndarray, dict]:
+    """Pairwise exchange for a month round: a gainer (an option of higher value than the item's
+    current one: a new project or a raised level, any start) taken alone when it fits, or
+    together with a freer (a funded item dropped or lowered to an option of less value, any
+    start) that leaves it room, when the pair gains value; every limit checked in exact int64
+    (GPU type x month rows, budget, quotas, company caps). Best-improvement passes: every move
+    is scanned, the best applied, then the next best that still fit, each item touched once per
+    pass, until a pass finds none (or `passes`). Deterministic.
+
+    Why: a single-worker CP-SAT solve searches a tree from its LP and does not try the
+    neighbours of its hint, and the month rows leave many one-for-one trades that it misses (10k
+    x 6 months: after the polish and start moves at 1.64e-5 below the bound, one drop-and-add of
+    two items inside the polish core gained 5.1e-6; this search alone took that allocation to
+    6.05e-6). Searched: the EXCHANGE_ITEMS items whose reduced value is nearest zero (all of
+    them at 10k), so that a call costs about the same at any size.
+
+    Candidates are cut by reduced cost, without losing an improving move: with G = bound -
+    objective (prices lam), any better allocation has sum of its items' losses (best reduced
+    value minus that of their option) plus priced slack below G, so an option whose loss
+    exceeds G, or a drop of an item whose best exceeds G, is in none (items of company blocks
+    are priced alone here: a heuristic cut for them, never a feasibility one)."""
+    info: dict = {"passes": 0, "moves": 0, "improved_by": 0}
+    value, allowed = problem.value, problem.allowed
+    cw = problem.company_weight
+    start_objective = objective = problem.objective(choice)
+    st = _State(problem, S, choice)
+    free = ~S.is_forced
+    n = problem.n_items
+    best = np.maximum(np.where(allowed, red, -np.inf).max(axis=1, initial=-np.inf), 0.0)
+    loss = np.where(allowed, best[:, None] - red, np.inf)
+    if n > EXCHANGE_ITEMS:
+        near = np.zeros(n, bool)
+        near[_polish_order(problem, choice, red, S.forced)[:EXCHANGE_ITEMS]] = True
+        free &= near
+    for _ in range(max(0, int(passes))):
+        G = (float(bound) - float(objective)) / S.vscale
+        if not G > 0:
+            break
+        G *= 1.0 + 1e-9
+        cur = st.choice
+        funded = cur >= 0
+        curc = np.maximum(cur, 0)
+        cur_val = np.where(funded, value[np.arange(n), curc], 0)
+        # gainers: options of higher value than the item's current one, loss within G
+        gain_ok = allowed & free[:, None] & (loss <= G) & (value > cur_val[:, None])
+        gi, go = np.nonzero(gain_ok)
+        # freers: a funded free item dropped (when its best reduced value is within G) or moved
+        # to an option of lower value (loss within G)
+        lower = allowed & free[:, None] & funded[:, None] & (loss <= G) & (value < cur_val[:, None])
+        li, lo = np.nonzero(lower)
+        dropped = np.flatnonzero(funded & free & (best <= G))
+        drops = np.concatenate([dropped, li])
+        drop_to = np.concatenate([np.full(len(dropped), -1, np.int64), lo])
+        if len(gi) == 0:
+            break
+        resid = st.resid()
+        comp_resid = st.comp_resid()
+        gu = S.A[gi, go]
+        gv = value[gi, go] - cur_val[gi]
+        gc = cw[gi, go].astype(np.int64)
+        up = funded[gi]
+        if up.any():
+            gu[up] -= S.A[gi[up], cur[gi[up]]]
+            gc[up] -= cw[gi[up], cur[gi[up]]]
+        # moves: (gain, freer item or -1, its new option, item, option, freer, gainer)
+        moves: list[tuple[int, int, int, int, int, int, int]] = []
+        alone = (gu <= resid).all(axis=1) & (gc <= comp_resid[problem.company[gi]])
+        for k in np.flatnonzero(alone).tolist():
+            moves.append((int(gv[k]), -1, -1, int(gi[k]), int(go[k]), -1, k))
+        du_rows = np.zeros((0, S.D), np.int64)
+        if len(drops):
+            du = S.A[drops, cur[drops]]
+            dv = value[drops, cur[drops]]
+            dc = cw[drops, cur[drops]].astype(np.int64)
+            down = drop_to >= 0
+            if down.any():
+                du[down] -= S.A[drops[down], drop_to[down]]
+                dv[down] -= value[drops[down], drop_to[down]]
+                dc[down] -= cw[drops[down], drop_to[down]]
+            du_rows = du.copy()
+            # a gainer pairs with a drop when gain usage - room <= the drop's usage on every
+            # row (quota rows are negated: a drop can also take room away)
+            excess = gu - resid
+            reach = (excess <= du.max(axis=0)).all(axis=1) & ~alone
+            o = np.flatnonzero(reach)
+            o = o[np.lexsort((go[o], gi[o], -gv[o]))]         # highest gain first
+            # only rows where some gainer needs more than the least any freer frees can fail;
+            # the row that the fewest (freer, gainer) pairs pass first (counted exactly by
+            # sorting): each row narrows the survivors of the last
+            ex_o = excess[o]
+            rows = np.flatnonzero((ex_o > du.min(axis=0)).any(axis=0))
+            passing = np.array([np.searchsorted(np.sort(ex_o[:, r]), du[:, r], side="right").sum()
+                                for r in rows.tolist()], np.int64)
+            rows = rows[np.argsort(passing, kind="stable")]
+            du = np.ascontiguousarray(du[:, rows])
+            exT = np.ascontiguousarray(ex_o[:, rows].T)
+            g_v, g_i, g_o = gv[o], gi[o], go[o]
+            g_c = gc[o]
+            g_room = comp_resid[problem.company[g_i]]
+            comp_i = problem.company[g_i]
+            # gainers of more value than each freer gives up: a prefix (gain order)
+            prefix = np.searchsorted(-g_v, -dv, side="left")
+            for c0 in range(0, len(drops), EXCHANGE_CHUNK):
+                c1 = min(len(drops), c0 + EXCHANGE_CHUNK)
+                top = int(prefix[c0:c1].max(initial=0))
+                if top == 0:
+                    continue
+                ok = np.arange(top)[None, :] < prefix[c0:c1, None]
+                if len(rows):
+                    ok &= exT[0, None, :top] <= du[c0:c1, 0, None]
+                fj, ka = np.nonzero(ok)            # by freer, then gain order
+                fj += c0
+                for r in range(1, len(rows)):
+                    keep = exT[r, ka] <= du[fj, r]
+                    fj, ka = fj[keep], ka[keep]
+                keep = g_i[ka] != drops[fj]
+                fj, ka = fj[keep], ka[keep]
+                same = comp_i[ka] == problem.company[drops[fj]]
+                keep = g_c[ka] <= g_room[ka] + np.where(same, dc[fj], 0)
+                fj, ka = fj[keep], ka[keep]
+                if len(fj) == 0:
+                    continue
+                # the best EXCHANGE_PER_DROP gainers of each freer
+                first = np.r_[0, np.flatnonzero(np.diff(fj)) + 1]
+                rank = np.arange(len(fj)) - np.repeat(first, np.diff(np.r_[first, len(fj)]))
+                keep = rank < EXCHANGE_PER_DROP
+                for j, k in zip(fj[keep].tolist(), ka[keep].tolist()):
+                    moves.append((int(g_v[k]) - int(dv[j]), int(drops[j]), int(drop_to[j]),
+                                  int(g_i[k]), int(g_o[k]), j, int(o[k])))
+        if not moves:
+            break
+        moves.sort(key=lambda m: (-m[0], m[1], m[2], m[3], m[4]))
+        touched = np.zeros(n, bool)
+        applied = 0
+        room = resid.copy()
+        for gain, j, oj, i, o, f, a in moves:
+            if touched[i] or (j >= 0 and touched[j]):
+                continue
+            delta = gu[a] - du_rows[f] if f >= 0 else gu[a]
+            if (delta > room).any():        # an earlier move of this pass took the room
+                continue
+            items = np.array([i] if j < 0 else [j, i], np.int64)
+            new = np.array([o] if j < 0 else [oj, o], np.int64)
+            old = st.choice[items].copy()
+            st.set(items, new)
+            if (st.resid() < 0).any() or (st.comp_resid() < 0).any():
+                st.set(items, old)
+                continue
+            room = st.resid()
+            touched[items] = True
+            applied += 1
+            objective += gain
+        info["passes"] += 1
+        info["moves"] += applied
+        if applied == 0:
+            break
+    info["improved_by"] = int(objective - start_objective)
+    return st.choice, info
+
+
 def _month_prefilter(problem: AllocationProblem, S: Structure, st: _State, priority: np.ndarray,
                      rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """top_up's whole-array filter for a month round, on the items `rows`, without an (n, L, D)
@@ -1609,7 +1781,7 @@ def _core_items(problem: AllocationProblem, order: np.ndarray, size: int) -> np.
 def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np.ndarray, *,
            core_items: int, dtime: float, workers: int, seed: int,
            large_core_parameters: dict[str, object] = LARGE_CORE_PARAMETERS,
-           target_objective: int | None = None) -> tuple[np.ndarray, dict]:
+           target_objective: int | None = None, improve=None) -> tuple[np.ndarray, dict]:
     """LNS over growing cores of the items whose reduced value is nearest zero (whole
     companies), everything else fixed. Each CP-SAT step is hinted with the best allocation so
     far and gets the deterministic time the earlier steps left unused. With workers >= 2 the
@@ -1621,7 +1793,10 @@ def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np
     allocation already reaches it; else each core's search ends at its first allocation that
     reaches it (each lane by itself, so the outcome still does not depend on thread timing),
     and no further round runs once one has. Ignored for small rounds, whose growing cores aim
-    at a proof of optimality."""
+    at a proof of optimality.
+
+    improve: applied to each solve's allocation before the best of a round is taken (a month
+    round: the exchange search; a lane slightly behind can come out ahead after it)."""
     n = problem.n_items
     info: dict = {"core_items": 0, "improved_by": 0, "cpsat_status": None, "steps": []}
     if n == 0 or core_items <= 0:
@@ -1676,6 +1851,8 @@ def polish(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np
             proved = False
             for size, core, (new, sol) in zip(group, cores, results):
                 used_total += float(sol.deterministic_time)
+                if improve is not None and not problem.violations(new):
+                    new = improve(new)
                 info["core_items"] = len(core)
                 info["cpsat_status"] = sol.details.get("cpsat_status")
                 info["steps"].append({"round": k, "core_items": len(core), "status": sol.status,
@@ -1715,7 +1892,7 @@ def month_target_objective(bound: float, gap: float | None = None) -> int | None
 
 
 # move_starts after the month polish: rounds of side-by-side single-worker solves, one seed each
-MONTH_MOVE_ROUNDS = 2
+MONTH_MOVE_ROUNDS = 3
 MONTH_MOVE_LANES = 2
 # A type's GPU months bind when some month's price x capacity exceeds this share of the bound
 # (the 10k x 6 month round: H200 ~4e6 per hour in every month, H100 one month at 9e-7)
@@ -1724,7 +1901,7 @@ BINDING_TYPE_SHARE = 1e-7
 
 def move_starts(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np.ndarray,
                 lam: np.ndarray, bound: float, *, core_items: int, dtime: float, seeds: list[int],
-                target_objective: int, rounds: int = 1) -> tuple[np.ndarray, dict]:
+                target_objective: int, rounds: int = 1, improve=None) -> tuple[np.ndarray, dict]:
     """A large month round's second polish, when the first ended short of its target: the
     core again, now beside every funded project outside it whose GPU type binds (some month
     of it has a price), each free to move its start month at the same value (level) but not
@@ -1738,7 +1915,7 @@ def move_starts(problem: AllocationProblem, S: Structure, choice: np.ndarray, re
     timing. The search reached different allocations with different seeds (10k x 6 months,
     from 2.28e-5 below the bound: seeds 0, 1, 2 gave 1.49e-5, 1.87e-5, 1.83e-5; see
     bench/results/months.md). Stops once the target is reached (each solve at its first
-    allocation that reaches it, as in polish)."""
+    allocation that reaches it, as in polish). improve: as in polish."""
     info: dict = {"core_items": 0, "movers": 0, "deterministic_time": 0.0, "improved_by": 0,
                   "steps": []}
     w = problem.weight
@@ -1780,6 +1957,8 @@ def move_starts(problem: AllocationProblem, S: Structure, choice: np.ndarray, re
             results = list(pool.map(run, seeds)) if pool else [run(sd) for sd in seeds]
             for sd, (new, sol) in zip(seeds, results):
                 info["deterministic_time"] += float(sol.deterministic_time)
+                if improve is not None and not problem.violations(new):
+                    new = improve(new)
                 objective = problem.objective(new)
                 info["steps"].append({"round": k, "seed": int(sd), "status": sol.status,
                                       "deterministic_time": round(float(sol.deterministic_time), 3),
@@ -1886,20 +2065,60 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
     if S.monthly:
         polish_core = min(polish_core, max(1, MONTH_CORE_OPTIONS // max(1, problem.n_options)))
     target = month_target_objective(dual.bound) if S.monthly else None
+    exchanges: list[dict] = []
+
+    def short(choice: np.ndarray) -> bool:
+        return target is not None and problem.objective(choice) < target
+
+    traded: dict[bytes, np.ndarray] = {}
+
+    def trade(choice: np.ndarray) -> np.ndarray:
+        """A month round short of its target: the exchange local search (see exchange; it is
+        deterministic, so an allocation it has seen is not searched again)."""
+        if not short(choice):
+            return choice
+        key = choice.tobytes()
+        if key not in traded:
+            traded[key], xinfo = exchange(problem, S, choice, red, dual.bound)
+            exchanges.append(xinfo)
+        return traded[key].copy()
+
+    # by month, the rounding and every CP-SAT solve's allocation (each lane's, before the
+    # best is taken) get an exchange search: the two find what the other misses
+    improve = trade if S.monthly else None
+    choice = trade(choice)
+    lanes = max(1, min(int(workers), MONTH_MOVE_LANES))
+    dt_move = min(float(time_limit_s), POLISH_DTIME)
+
+    def moves(choice: np.ndarray, rounds: int, first_seed: int) -> tuple[np.ndarray, dict]:
+        return move_starts(problem, S, choice, red, dual.lam, dual.bound, core_items=polish_core,
+                           dtime=dt_move, seeds=[first_seed + j for j in range(lanes)], rounds=rounds,
+                           target_objective=target, improve=improve)
+
+    # by month: one round of start moves first, then the polish, then the other rounds
+    minfo: list[dict] = []
+    if short(choice):
+        choice, mi = moves(choice, 1, seed)
+        minfo.append(mi)
     choice, pinfo = polish(problem, S, choice, red, core_items=polish_core, dtime=dtime,
                            workers=workers, seed=seed, large_core_parameters=large_core_parameters,
-                           target_objective=target)
-    if target is not None and problem.objective(choice) < target:
-        # each solve gets the deterministic time of one polish core (time_limit_s caps it as well)
-        lanes = max(1, min(int(workers), MONTH_MOVE_LANES))
-        choice, pinfo["start_moves"] = move_starts(
-            problem, S, choice, red, dual.lam, dual.bound, core_items=polish_core,
-            dtime=min(float(time_limit_s), POLISH_DTIME),
-            seeds=[seed + j for j in range(lanes)], rounds=MONTH_MOVE_ROUNDS, target_objective=target)
+                           target_objective=target, improve=improve)
+    if short(choice):
+        rounds = MONTH_MOVE_ROUNDS - len(minfo)
+        choice, mi = moves(choice, rounds, seed + lanes * len(minfo))
+        minfo.append(mi)
+    if minfo:
+        pinfo["start_moves"] = minfo[-1] if len(minfo) == 1 else {
+            **minfo[-1], "deterministic_time": sum(m["deterministic_time"] for m in minfo),
+            "improved_by": sum(m["improved_by"] for m in minfo),
+            "steps": [st for m in minfo for st in m["steps"]]}
         pinfo["polish_deterministic_time"] = (pinfo.get("polish_deterministic_time", 0.0)
                                               + pinfo["start_moves"]["deterministic_time"])
-        if pinfo["start_moves"].get("stopped_at_target"):
-            pinfo["stopped_at_target"] = True
+    if target is not None and problem.objective(choice) >= target:
+        pinfo["stopped_at_target"] = True
+    if exchanges:
+        pinfo["exchange"] = {"calls": len(exchanges), "moves": sum(x["moves"] for x in exchanges),
+                             "improved_by": sum(x["improved_by"] for x in exchanges)}
     timings["polish"] = round(time.perf_counter() - t, 3)
     bad = problem.violations(choice)
     kept = S.is_forced

@@ -440,11 +440,11 @@ def test_a_month_core_holds_at_most_month_core_options_options(monkeypatch):
     monkeypatch.setattr(lp_guided, "MONTH_POLISH_TARGET_GAP", 0.0)    # never reached: moves run
     monkeypatch.setattr(lp_guided, "MONTH_CORE_OPTIONS", 3 * p.n_options + 1)
     sol = lp_guided.solve_lp_guided(p, time_limit_s=2, workers=2, seed=0, polish_core=20)
-    assert seen == [("polish", 3), ("moves", 3)]
+    assert seen == [("moves", 3), ("polish", 3), ("moves", 3)]    # one move round first
     assert not p.violations(sol.choice)
     seen.clear()
     lp_guided.solve_lp_guided(p, time_limit_s=2, workers=2, seed=0, polish_core=2)
-    assert seen == [("polish", 2), ("moves", 2)]      # polish_core is smaller: it stays
+    assert seen == [("moves", 2), ("polish", 2), ("moves", 2)]     # polish_core is smaller: it stays
     seen.clear()
     single = random_hard_problem(40, seed=2)
     lp_guided.solve_lp_guided(single, time_limit_s=1, workers=2, seed=0, polish_core=20)
@@ -456,3 +456,89 @@ def test_must_fund_outside_the_core_is_refused():
     choice = np.full(p.n_items, -1, np.int64)
     with pytest.raises(ValueError, match="must_fund"):
         lp_guided._solve_core(p, choice, np.array([0, 1]), dtime=1.0, seed=0, must_fund=np.array([5]))
+
+
+def _neighbours(p, choice):
+    """Every move of the exchange neighbourhood from `choice`, by brute force: (items, options,
+    gain) for one item raised (or funded) alone, and for one item raised with another lowered
+    (or dropped), both from their current options."""
+    n = p.n_items
+    value = lambda i, o: 0 if o < 0 else int(p.value[i, o])     # noqa: E731
+    opts = [[o for o in range(p.n_options) if p.allowed[i, o]] for i in range(n)]
+    for i in range(n):
+        up = [o for o in opts[i] if value(i, o) > value(i, choice[i])]
+        for o in up:
+            yield (i,), (o,), value(i, o) - value(i, choice[i])
+            for j in range(n):
+                if j == i or choice[j] < 0:
+                    continue
+                for oj in [-1] + [x for x in opts[j] if value(j, x) < value(j, choice[j])]:
+                    gain = value(i, o) - value(i, choice[i]) + value(j, oj) - value(j, choice[j])
+                    yield (i, j), (o, oj), gain
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_exchange_ends_where_brute_force_finds_no_improving_pair(data):
+    """exchange keeps every limit, never lowers the objective, is deterministic, and with its
+    reduced-cost cut made loose (a far bound) and passes enough it stops only where no move of
+    its neighbourhood (one option raised alone, or with another item lowered or dropped), checked
+    by brute force with the problem's own limits, gains anything."""
+    model = _two_type_model(data)
+    p = model.problem
+    S = lp_guided.build_structure(p)
+    rng = np.random.default_rng(data.draw(st.integers(0, 10**6)))
+    lam = rng.random(S.D) * 0.5
+    red = lp_guided.item_reduced(S, lam)
+    choice = lp_guided.decode(S, lp_guided.evaluate(S, lam)[2])
+    choice = lp_guided.repair(p, S, choice, red)
+    assert not p.violations(choice)
+    far = float(p.value.clip(min=0).sum()) * 4 + 1.0
+    out, info = lp_guided.exchange(p, S, choice, red, far, passes=10 * p.n_items + 10)
+    assert not p.violations(out)
+    assert p.objective(out) >= p.objective(choice)
+    assert p.objective(out) - p.objective(choice) == info["improved_by"]
+    again, _ = lp_guided.exchange(p, S, choice, red, far, passes=10 * p.n_items + 10)
+    assert np.array_equal(again, out)
+    for items, options, gain in _neighbours(p, out):
+        if gain <= 0:
+            continue
+        moved = out.copy()
+        moved[list(items)] = options
+        assert p.violations(moved), (items, options, gain)
+
+
+def test_exchange_drops_a_filler_for_a_better_project_and_respects_the_cut():
+    # budget 10,000 KRW: A1 (score 60, 10 h in 2026-11) holds it all; A0 (score 90) fits the
+    # GPU months but not the budget beside A1: the exchange drops A1 and funds A0 at its full
+    # level. With a bound just above the objective (G smaller than A0's loss) it may not.
+    model = _model([10, 10], [10, 10], [9000, 6000], [1, 1])
+    p = dataclasses.replace(model.problem, capacity=np.array([10, 10, 10_000], np.int64))
+    S = lp_guided.build_structure(p)
+    choice = np.array([-1, 1 * 2 + 0])
+    red = lp_guided.item_reduced(S, np.zeros(S.D))
+    far = float(p.value.max()) * 10
+    out, info = lp_guided.exchange(p, S, choice, red, far)
+    assert out[1] == -1 and model.option_level[out[0]] == 1
+    assert info["moves"] >= 1 and not p.violations(out)
+    assert p.objective(out) == int(p.value[0].max())
+    near, info = lp_guided.exchange(p, S, choice, red, float(p.objective(choice)) + 1.0)
+    assert np.array_equal(near, choice) and info["improved_by"] == 0
+
+
+def test_exchange_searches_only_the_items_nearest_zero(monkeypatch):
+    """EXCHANGE_ITEMS caps what a call searches (its cost stays that of a 10k round at any
+    size): with a cap of one item, the one nearest zero, only it may change."""
+    p = _four_month_round()
+    S = lp_guided.build_structure(p)
+    lam = np.full(S.D, 0.05)
+    red = lp_guided.item_reduced(S, lam)
+    choice = np.full(p.n_items, -1, np.int64)
+    far = float(p.value.clip(min=0).sum()) * 4
+    full, _ = lp_guided.exchange(p, S, choice, red, far)
+    assert (full != choice).sum() > 1
+    monkeypatch.setattr(lp_guided, "EXCHANGE_ITEMS", 1)
+    one, _ = lp_guided.exchange(p, S, choice, red, far)
+    nearest = lp_guided._polish_order(p, choice, red, S.forced)[0]
+    assert set(np.flatnonzero(one != choice).tolist()) <= {int(nearest)}
+    assert not p.violations(one)
