@@ -1404,6 +1404,17 @@ EXCHANGE_PASSES = 8         # best-improvement passes at most (10k x 6 months: 2
 EXCHANGE_PER_DROP = 16      # the best few gainers kept per freer (a pass applies disjoint moves)
 EXCHANGE_CHUNK = 256        # freers compared with the gainers at once
 EXCHANGE_ITEMS = 12_000     # items searched at most: those whose reduced value is nearest zero
+EXCHANGE_GAINERS = 48_000   # and at most this many gainers and freers, the least loss first
+EXCHANGE_FREERS = 20_000    # (10k x 6 months, first call: 39,773 and 16,021)
+
+
+def _fewest_losses(pairs: tuple[np.ndarray, np.ndarray], loss: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k (item, option) pairs of least loss (ties: item, option), in item order."""
+    ii, oo = pairs
+    if len(ii) <= k:
+        return ii, oo
+    keep = np.sort(np.lexsort((oo, ii, loss[ii, oo]))[:k])
+    return ii[keep], oo[keep]
 
 
 def exchange(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np.ndarray,
@@ -1421,7 +1432,8 @@ def exchange(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: 
     x 6 months: after the polish and start moves at 1.64e-5 below the bound, one drop-and-add of
     two items inside the polish core gained 5.1e-6; this search alone took that allocation to
     6.05e-6). Searched: the EXCHANGE_ITEMS items whose reduced value is nearest zero (all of
-    them at 10k), so that a call costs about the same at any size.
+    them at 10k), and of their moves at most EXCHANGE_GAINERS gainers and EXCHANGE_FREERS
+    freers, those of least loss, so that a call costs about the same at any size.
 
     Candidates are cut by reduced cost, without losing an improving move: with G = bound -
     objective (prices lam), any better allocation has sum of its items' losses (best reduced
@@ -1452,12 +1464,15 @@ def exchange(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: 
         cur_val = np.where(funded, value[np.arange(n), curc], 0)
         # gainers: options of higher value than the item's current one, loss within G
         gain_ok = allowed & free[:, None] & (loss <= G) & (value > cur_val[:, None])
-        gi, go = np.nonzero(gain_ok)
+        gi, go = _fewest_losses(np.nonzero(gain_ok), loss, EXCHANGE_GAINERS)
         # freers: a funded free item dropped (when its best reduced value is within G) or moved
         # to an option of lower value (loss within G)
         lower = allowed & free[:, None] & funded[:, None] & (loss <= G) & (value < cur_val[:, None])
-        li, lo = np.nonzero(lower)
         dropped = np.flatnonzero(funded & free & (best <= G))
+        li, lo = _fewest_losses(np.nonzero(lower), loss, max(0, EXCHANGE_FREERS - len(dropped)))
+        if len(dropped) > EXCHANGE_FREERS:
+            dropped = dropped[np.lexsort((dropped, best[dropped]))[:EXCHANGE_FREERS]]
+            dropped.sort()
         drops = np.concatenate([dropped, li])
         drop_to = np.concatenate([np.full(len(dropped), -1, np.int64), lo])
         if len(gi) == 0:
