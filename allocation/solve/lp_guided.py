@@ -1486,12 +1486,14 @@ def exchange(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: 
         if up.any():
             gu[up] -= S.A[gi[up], cur[gi[up]]]
             gc[up] -= cw[gi[up], cur[gi[up]]]
-        # moves: (gain, freer item or -1, its new option, item, option, freer, gainer)
-        moves: list[tuple[int, int, int, int, int, int, int]] = []
+        # moves: gain, freer (index into drops, -1: the gainer alone), gainer (index into gi)
+        mv_gain, mv_f, mv_a = [], [], []
         alone = (gu <= resid).all(axis=1) & (gc <= comp_resid[problem.company[gi]])
-        for k in np.flatnonzero(alone).tolist():
-            moves.append((int(gv[k]), -1, -1, int(gi[k]), int(go[k]), -1, k))
-        du_rows = np.zeros((0, S.D), np.int64)
+        ka = np.flatnonzero(alone)
+        mv_gain.append(gv[ka])
+        mv_f.append(np.full(len(ka), -1, np.int64))
+        mv_a.append(ka)
+        du_rows = np.zeros((1, S.D), np.int64)
         if len(drops):
             du = S.A[drops, cur[drops]]
             dv = value[drops, cur[drops]]
@@ -1518,23 +1520,31 @@ def exchange(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: 
             rows = rows[np.argsort(passing, kind="stable")]
             du = np.ascontiguousarray(du[:, rows])
             exT = np.ascontiguousarray(ex_o[:, rows].T)
-            g_v, g_i, g_o = gv[o], gi[o], go[o]
+            g_v, g_i = gv[o], gi[o]
             g_c = gc[o]
             g_room = comp_resid[problem.company[g_i]]
             comp_i = problem.company[g_i]
-            # gainers of more value than each freer gives up: a prefix (gain order)
+            # gainers of more value than each freer gives up: a prefix (gain order). Freers in
+            # chunks of similar room on the most selective row; a chunk keeps the gainers that
+            # fit its largest room on the two most selective rows, compares those with each of
+            # its freers as one 2-D block, the survivors on the other rows
             prefix = np.searchsorted(-g_v, -dv, side="left")
+            lead = min(2, len(rows))
+            by_room = (np.lexsort((np.arange(len(drops)), -du[:, 0])) if lead
+                       else np.arange(len(drops)))
             for c0 in range(0, len(drops), EXCHANGE_CHUNK):
-                c1 = min(len(drops), c0 + EXCHANGE_CHUNK)
-                top = int(prefix[c0:c1].max(initial=0))
-                if top == 0:
+                fs = by_room[c0:c0 + EXCHANGE_CHUNK]
+                cand = np.arange(int(prefix[fs].max(initial=0)))
+                for r in range(lead):
+                    cand = cand[exT[r, cand] <= du[fs, r].max()]
+                if len(cand) == 0:
                     continue
-                ok = np.arange(top)[None, :] < prefix[c0:c1, None]
-                if len(rows):
-                    ok &= exT[0, None, :top] <= du[c0:c1, 0, None]
-                fj, ka = np.nonzero(ok)            # by freer, then gain order
-                fj += c0
-                for r in range(1, len(rows)):
+                ok = cand[None, :] < prefix[fs, None]
+                for r in range(lead):
+                    ok &= exT[r, cand][None, :] <= du[fs, r, None]
+                rj, kc = np.nonzero(ok)            # by freer, then gain order
+                fj, ka = fs[rj], cand[kc]
+                for r in range(2, len(rows)):
                     keep = exT[r, ka] <= du[fj, r]
                     fj, ka = fj[keep], ka[keep]
                 keep = g_i[ka] != drops[fj]
@@ -1544,36 +1554,49 @@ def exchange(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: 
                 fj, ka = fj[keep], ka[keep]
                 if len(fj) == 0:
                     continue
-                # the best EXCHANGE_PER_DROP gainers of each freer
+                # the best EXCHANGE_PER_DROP gainers of each freer (each freer's run is contiguous)
                 first = np.r_[0, np.flatnonzero(np.diff(fj)) + 1]
                 rank = np.arange(len(fj)) - np.repeat(first, np.diff(np.r_[first, len(fj)]))
                 keep = rank < EXCHANGE_PER_DROP
-                for j, k in zip(fj[keep].tolist(), ka[keep].tolist()):
-                    moves.append((int(g_v[k]) - int(dv[j]), int(drops[j]), int(drop_to[j]),
-                                  int(g_i[k]), int(g_o[k]), j, int(o[k])))
-        if not moves:
+                fj, ka = fj[keep], ka[keep]
+                mv_gain.append(g_v[ka] - dv[fj])
+                mv_f.append(fj)
+                mv_a.append(o[ka])
+        M_gain, M_f, M_a = (np.concatenate(x).astype(np.int64) for x in (mv_gain, mv_f, mv_a))
+        if len(M_gain) == 0:
             break
-        moves.sort(key=lambda m: (-m[0], m[1], m[2], m[3], m[4]))
+        M_i, M_o = gi[M_a], go[M_a]
+        paired = M_f >= 0
+        M_j = np.where(paired, drops[np.maximum(M_f, 0)] if len(drops) else -1, -1)
+        M_oj = np.where(paired, drop_to[np.maximum(M_f, 0)] if len(drops) else -1, -1)
+        order = np.lexsort((M_o, M_i, M_oj, M_j, -M_gain))   # best gain first (ties: items)
         touched = np.zeros(n, bool)
         applied = 0
         room = resid.copy()
-        for gain, j, oj, i, o, f, a in moves:
-            if touched[i] or (j >= 0 and touched[j]):
+        for b0 in range(0, len(order), 4096):
+            blk = order[b0:b0 + 4096]
+            live = ~touched[M_i[blk]] & ((M_j[blk] < 0) | ~touched[np.maximum(M_j[blk], 0)])
+            blk = blk[live]
+            if len(blk) == 0:
                 continue
-            delta = gu[a] - du_rows[f] if f >= 0 else gu[a]
-            if (delta > room).any():        # an earlier move of this pass took the room
-                continue
-            items = np.array([i] if j < 0 else [j, i], np.int64)
-            new = np.array([o] if j < 0 else [oj, o], np.int64)
-            old = st.choice[items].copy()
-            st.set(items, new)
-            if (st.resid() < 0).any() or (st.comp_resid() < 0).any():
-                st.set(items, old)
-                continue
-            room = st.resid()
-            touched[items] = True
-            applied += 1
-            objective += gain
+            ff = M_f[blk]
+            delta = gu[M_a[blk]] - np.where((ff >= 0)[:, None], du_rows[np.maximum(ff, 0)], 0)
+            fits = (delta <= room).all(axis=1)       # room left by the moves applied so far
+            for k, d in zip(blk[fits].tolist(), delta[fits]):
+                i, j = int(M_i[k]), int(M_j[k])
+                if touched[i] or (j >= 0 and touched[j]) or (d > room).any():
+                    continue
+                items = np.array([i] if j < 0 else [j, i], np.int64)
+                new = np.array([M_o[k]] if j < 0 else [M_oj[k], M_o[k]], np.int64)
+                old = st.choice[items].copy()
+                st.set(items, new)
+                if (st.resid() < 0).any() or (st.comp_resid() < 0).any():
+                    st.set(items, old)
+                    continue
+                room = st.resid()
+                touched[items] = True
+                applied += 1
+                objective += int(M_gain[k])
         info["passes"] += 1
         info["moves"] += applied
         if applied == 0:
