@@ -32,12 +32,12 @@ A solution is then built from the prices:
      limits (values ~1e13 x a few thousand items) without rescaling. By month: the core is
      sized by options (MONTH_CORE_OPTIONS), and every step stops once the allocation is within
      MONTH_POLISH_TARGET_GAP of the bound; until then
-  5. by month, start moves (move_starts: the core again, beside the funded projects outside
-     it whose GPU type binds, each free to move its start month at its level but not to
-     leave) for one round, then the polish, then the other rounds of start moves; the
-     rounding and every CP-SAT solve's allocation get the exchange search (exchange: one
-     project raised or funded, alone or for another lowered or dropped, in exact integers),
-     which finds the one-for-one trades a single-worker CP-SAT tree misses.
+  5. by month, instead of the polish: start moves (move_starts: the core beside the funded
+     projects outside it whose GPU type binds, each free to move its start month at its level
+     but not to leave), MONTH_MOVE_ROUNDS rounds; the polish only when they have nothing to
+     solve. The rounding and every CP-SAT solve's allocation get the exchange search
+     (exchange: one project raised or funded, alone or for another lowered or dropped, in
+     exact integers), which finds the one-for-one trades a single-worker CP-SAT tree misses.
 
 Everything is deterministic: fixed iteration counts and tolerances, CP-SAT with a fixed seed
 and a deterministic time limit; no wall-clock cut-offs.
@@ -1929,7 +1929,7 @@ def month_target_objective(bound: float, gap: float | None = None) -> int | None
     return int(z)
 
 
-# move_starts after the month polish: rounds of side-by-side single-worker solves, one seed each
+# move_starts, a month round's polish: rounds of side-by-side single-worker solves, one seed each
 MONTH_MOVE_ROUNDS = 3
 MONTH_MOVE_LANES = 2
 # A type's GPU months bind when some month's price x capacity exceeds this share of the bound
@@ -1940,12 +1940,11 @@ BINDING_TYPE_SHARE = 1e-7
 def move_starts(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: np.ndarray,
                 lam: np.ndarray, bound: float, *, core_items: int, dtime: float, seeds: list[int],
                 target_objective: int, rounds: int = 1, improve=None) -> tuple[np.ndarray, dict]:
-    """A large month round's second polish, when the first ended short of its target: the
-    core again, now beside every funded project outside it whose GPU type binds (some month
-    of it has a price), each free to move its start month at the same value (level) but not
-    to leave the allocation (CP-SAT must_fund). The first polish keeps the rest where it is,
-    so the core can only use the GPU months the rest leaves, scattered over the months; a
-    better allocation often needs a few of those projects to start earlier or later.
+    """A large month round's polish: the core (as in polish) beside every funded project
+    outside it whose GPU type binds (some month of it has a price), each free to move its start
+    month at the same value (level) but not to leave the allocation (CP-SAT must_fund). With
+    the rest fixed, the core could only use the GPU months the rest leaves, scattered over the
+    months; a better allocation often needs a few of those projects to start earlier or later.
 
     `rounds` rounds, each from the best allocation so far (its core and movers recomputed);
     in a round one single-worker CP-SAT solve per seed in `seeds`, side by side in threads,
@@ -2133,25 +2132,24 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
                            dtime=dt_move, seeds=[first_seed + j for j in range(lanes)], rounds=rounds,
                            target_objective=target, improve=improve)
 
-    # by month: one round of start moves first, then the polish, then the other rounds
-    minfo: list[dict] = []
+    # by month: rounds of start moves (each solve's allocation traded), and the polish only
+    # when they solved nothing (a round no larger than its core, or no project whose GPU type
+    # binds): on the 10k x 6 months round the polish's two cores found nothing the moves did not
+    # (bench/results/months.md)
+    minfo: dict | None = None
     if short(choice):
-        choice, mi = moves(choice, 1, seed)
-        minfo.append(mi)
-    choice, pinfo = polish(problem, S, choice, red, core_items=polish_core, dtime=dtime,
-                           workers=workers, seed=seed, large_core_parameters=large_core_parameters,
-                           target_objective=target, improve=improve)
-    if short(choice):
-        rounds = MONTH_MOVE_ROUNDS - len(minfo)
-        choice, mi = moves(choice, rounds, seed + lanes * len(minfo))
-        minfo.append(mi)
-    if minfo:
-        pinfo["start_moves"] = minfo[-1] if len(minfo) == 1 else {
-            **minfo[-1], "deterministic_time": sum(m["deterministic_time"] for m in minfo),
-            "improved_by": sum(m["improved_by"] for m in minfo),
-            "steps": [st for m in minfo for st in m["steps"]]}
+        choice, minfo = moves(choice, MONTH_MOVE_ROUNDS, seed)
+    if minfo is None or (short(choice) and not minfo["steps"]):
+        choice, pinfo = polish(problem, S, choice, red, core_items=polish_core, dtime=dtime,
+                               workers=workers, seed=seed, large_core_parameters=large_core_parameters,
+                               target_objective=target, improve=improve)
+    else:
+        pinfo = {"core_items": 0, "improved_by": 0, "cpsat_status": None, "steps": [],
+                 "polish_deterministic_time": 0.0}
+    if minfo is not None:
+        pinfo["start_moves"] = minfo
         pinfo["polish_deterministic_time"] = (pinfo.get("polish_deterministic_time", 0.0)
-                                              + pinfo["start_moves"]["deterministic_time"])
+                                              + minfo["deterministic_time"])
     if target is not None and problem.objective(choice) >= target:
         pinfo["stopped_at_target"] = True
     if exchanges:

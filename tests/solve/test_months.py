@@ -318,14 +318,19 @@ def test_month_polish_runs_its_two_cores_side_by_side_with_two_workers():
     are solved side by side in one round, with one worker one after the other; either way every
     limit holds, the polish never lowers the objective, and a second run gives the same answer."""
     p = _four_month_round()
+    d = lp_guided.dual_prices(p)
+    S = d.structure
+    red = lp_guided.item_reduced(S, d.dual.lam)
+    start = lp_guided.top_up(p, S, lp_guided.repair(p, S, lp_guided.decode(S, d.dual.chosen), red), red)
+    assert not p.violations(start)
     rounds = {}
     for workers in (1, 2):
-        sol = lp_guided.solve_lp_guided(p, time_limit_s=5, workers=workers, seed=0, polish_core=4)
-        assert not p.violations(sol.choice)
-        assert sol.objective >= sol.details["objective_before_polish"]
-        rounds[workers] = [s["round"] for s in sol.details["polish"]["steps"]]
-        again = lp_guided.solve_lp_guided(p, time_limit_s=5, workers=workers, seed=0, polish_core=4)
-        assert np.array_equal(again.choice, sol.choice)
+        out, info = lp_guided.polish(p, S, start, red, core_items=4, dtime=5.0, workers=workers, seed=0)
+        assert not p.violations(out)
+        assert p.objective(out) >= p.objective(start)
+        rounds[workers] = [s["round"] for s in info["steps"]]
+        again, _ = lp_guided.polish(p, S, start, red, core_items=4, dtime=5.0, workers=workers, seed=0)
+        assert np.array_equal(again, out)
     assert rounds == {1: [0, 1], 2: [0, 0]}
 
 
@@ -381,7 +386,11 @@ def test_a_month_round_within_its_target_gap_is_not_polished(monkeypatch):
     monkeypatch.setattr(lp_guided, "MONTH_POLISH_TARGET_GAP", 0.0)
     tight = lp_guided.solve_lp_guided(p, time_limit_s=5, workers=2, seed=0, polish_core=4)
     assert tight.details["stopped_by"] != "gap_target"
-    assert [st["round"] for st in tight.details["polish"]["steps"]] == [0, 0]
+    # out of reach: every round of start moves runs (two seeds each); the polish does not
+    moves = tight.details["polish"]["start_moves"]["steps"]
+    assert [st["round"] for st in moves] == [r for r in range(lp_guided.MONTH_MOVE_ROUNDS) for _ in (0, 1)]
+    assert tight.details["polish"]["steps"] == []
+    assert tight.details["polish"]["exchange"]["calls"] >= 1
     assert not p.violations(tight.choice) and tight.objective >= loose.objective
 
 
@@ -440,11 +449,17 @@ def test_a_month_core_holds_at_most_month_core_options_options(monkeypatch):
     monkeypatch.setattr(lp_guided, "MONTH_POLISH_TARGET_GAP", 0.0)    # never reached: moves run
     monkeypatch.setattr(lp_guided, "MONTH_CORE_OPTIONS", 3 * p.n_options + 1)
     sol = lp_guided.solve_lp_guided(p, time_limit_s=2, workers=2, seed=0, polish_core=20)
-    assert seen == [("moves", 3), ("polish", 3), ("moves", 3)]    # one move round first
+    assert seen == [("moves", 3)]           # the start moves solved cores: no polish after them
     assert not p.violations(sol.choice)
     seen.clear()
     lp_guided.solve_lp_guided(p, time_limit_s=2, workers=2, seed=0, polish_core=2)
-    assert seen == [("moves", 2), ("polish", 2), ("moves", 2)]     # polish_core is smaller: it stays
+    assert seen == [("moves", 2)]           # polish_core is smaller: it stays
+    seen.clear()
+    # a core as large as the round: the start moves have nothing outside it, the polish runs
+    monkeypatch.setattr(lp_guided, "MONTH_CORE_OPTIONS", 10**6)
+    whole = lp_guided.solve_lp_guided(p, time_limit_s=2, workers=2, seed=0, polish_core=40)
+    assert seen == [("moves", 40), ("polish", 40)]
+    assert whole.details["polish"]["start_moves"]["steps"] == [] and whole.details["polish"]["steps"]
     seen.clear()
     single = random_hard_problem(40, seed=2)
     lp_guided.solve_lp_guided(single, time_limit_s=1, workers=2, seed=0, polish_core=20)
