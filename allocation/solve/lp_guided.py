@@ -1431,7 +1431,7 @@ def exchange(problem: AllocationProblem, S: Structure, choice: np.ndarray, red: 
     neighbours of its hint, and the month rows leave many one-for-one trades that it misses (10k
     x 6 months: after the polish and start moves at 1.64e-5 below the bound, one drop-and-add of
     two items inside the polish core gained 5.1e-6; this search alone took that allocation to
-    6.05e-6). Searched: the EXCHANGE_ITEMS items whose reduced value is nearest zero (all of
+    6.8e-6). Searched: the EXCHANGE_ITEMS items whose reduced value is nearest zero (all of
     them at 10k), and of their moves at most EXCHANGE_GAINERS gainers and EXCHANGE_FREERS
     freers, those of least loss, so that a call costs about the same at any size.
 
@@ -2124,21 +2124,18 @@ def solve_lp_guided(problem: AllocationProblem, *, time_limit_s: float = 60.0, w
     # best is taken) get an exchange search: the two find what the other misses
     improve = trade if S.monthly else None
     choice = trade(choice)
-    lanes = max(1, min(int(workers), MONTH_MOVE_LANES))
-    dt_move = min(float(time_limit_s), POLISH_DTIME)
-
-    def moves(choice: np.ndarray, rounds: int, first_seed: int) -> tuple[np.ndarray, dict]:
-        return move_starts(problem, S, choice, red, dual.lam, dual.bound, core_items=polish_core,
-                           dtime=dt_move, seeds=[first_seed + j for j in range(lanes)], rounds=rounds,
-                           target_objective=target, improve=improve)
-
     # by month: rounds of start moves (each solve's allocation traded), and the polish only
     # when they solved nothing (a round no larger than its core, or no project whose GPU type
     # binds): on the 10k x 6 months round the polish's two cores found nothing the moves did not
     # (bench/results/months.md)
     minfo: dict | None = None
     if short(choice):
-        choice, minfo = moves(choice, MONTH_MOVE_ROUNDS, seed)
+        # each solve gets the deterministic time of one polish core (time_limit_s caps it as well)
+        lanes = max(1, min(int(workers), MONTH_MOVE_LANES))
+        choice, minfo = move_starts(problem, S, choice, red, dual.lam, dual.bound, core_items=polish_core,
+                                    dtime=min(float(time_limit_s), POLISH_DTIME),
+                                    seeds=[seed + j for j in range(lanes)], rounds=MONTH_MOVE_ROUNDS,
+                                    target_objective=target, improve=improve)
     if minfo is None or (short(choice) and not minfo["steps"]):
         choice, pinfo = polish(problem, S, choice, red, core_items=polish_core, dtime=dtime,
                                workers=workers, seed=seed, large_core_parameters=large_core_parameters,
