@@ -1400,7 +1400,7 @@ def shift_to_slack(problem: AllocationProblem, S: Structure, choice: np.ndarray,
 
 
 # pairwise exchange: a month round's local search beside the CP-SAT polish
-EXCHANGE_PASSES = 8         # best-improvement passes at most (10k x 6 months: 2-3 improve)
+EXCHANGE_PASSES = 8         # best-improvement passes at most (10k x 6 months: 1-6 improve)
 EXCHANGE_PER_DROP = 16      # the best few gainers kept per freer (a pass applies disjoint moves)
 EXCHANGE_CHUNK = 256        # freers compared with the gainers at once
 EXCHANGE_ITEMS = 12_000     # items searched at most: those whose reduced value is nearest zero
